@@ -1,0 +1,1 @@
+//! Segel agent library.
