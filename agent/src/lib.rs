@@ -1,1 +1,15 @@
-//! Segel agent library.
+//! Segel agent: talks PKCS#11 to tokens and signs, seals and opens bids for
+//! e-procurement. The `segel` binary (CLI and, later, the daemon) is built on this library.
+//!
+//! Layout: [`token`] (modules, tokens, sessions on worker threads), [`certinfo`]
+//! (certificates), [`pin`] (PIN sources), [`config`] (paths and the config file),
+//! [`protocol`] (wire error codes), [`cli`] (one file per command).
+
+#![forbid(unsafe_code)]
+
+pub mod certinfo;
+pub mod cli;
+pub mod config;
+pub mod pin;
+pub mod protocol;
+pub mod token;
