@@ -1,0 +1,153 @@
+//! The `segel` command line: one file per command, dispatched from here.
+//!
+//! Every listing has `--json`. Errors print a clear message (or, with `--json`, a JSON
+//! object `{"error": {"code", "message"}}`) and exit non-zero.
+
+mod certs;
+mod decrypt;
+mod output;
+mod sign;
+mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::pin::{CliPinSource, PinSource};
+use crate::protocol::ErrorCode;
+use crate::token::{ModuleSpec, ServiceOptions, TokenError, TokenService, module};
+
+pub use output::CliError;
+
+/// Segel — hardware-token signing agent for e-procurement.
+#[derive(Debug, Parser)]
+#[command(name = "segel", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// PKCS#11 module to load (repeatable). When given, no other module is searched.
+    #[arg(long = "module", value_name = "PATH", global = true)]
+    pub modules: Vec<PathBuf>,
+    /// Config file (default: $XDG_CONFIG_HOME/segel/config.toml).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// Read the token PIN from the first line of this file (for automation; see also SEGEL_PIN).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub pin_file: Option<PathBuf>,
+    /// Allow using the last PIN try before the token blocks the PIN.
+    #[arg(long, global = true)]
+    pub final_try: bool,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tokens of every PKCS#11 module.
+    Tokens(tokens::Args),
+    /// List certificates on the tokens, with what their keys can do.
+    Certs(certs::Args),
+    /// Sign a file with a token key.
+    Sign(sign::Args),
+    /// Decrypt one RSA-encrypted block (key transport) with a token key.
+    Decrypt(decrypt::Args),
+}
+
+/// What every command gets: options, config and a lazily started token service.
+#[derive(Debug)]
+pub struct Context {
+    pub global: GlobalArgs,
+    pub config: Config,
+}
+
+impl Context {
+    /// Load the modules and start the token service.
+    pub fn token_service(&self) -> Result<TokenService, CliError> {
+        let specs: Vec<ModuleSpec> = module::discover(
+            &self.global.modules,
+            &self.config.modules,
+            self.config.search_modules,
+        );
+        Ok(TokenService::start(&specs, ServiceOptions::default())?)
+    }
+
+    /// The PIN source for this run.
+    pub fn pin_source(&self) -> Arc<dyn PinSource> {
+        Arc::new(CliPinSource {
+            pin_file: self.global.pin_file.clone(),
+            final_try: self.global.final_try,
+        })
+    }
+}
+
+/// The log filter from -v, the config file, or `SEGEL_LOG`.
+pub fn log_filter(verbose: u8, config_level: Option<&str>) -> String {
+    if let Ok(env) = std::env::var("SEGEL_LOG") {
+        return env;
+    }
+    match verbose {
+        0 => config_level.unwrap_or("warn").to_owned(),
+        1 => "info".to_owned(),
+        2 => "debug".to_owned(),
+        _ => "trace".to_owned(),
+    }
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let json = cli.global.json;
+    let config = match Config::load(cli.global.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return output::report_error(&CliError::from(e), json),
+    };
+    init_logging(&log_filter(cli.global.verbose, config.log.as_deref()));
+    let ctx = Context {
+        global: cli.global,
+        config,
+    };
+    let result = match &cli.command {
+        Command::Tokens(args) => tokens::run(&ctx, args),
+        Command::Certs(args) => certs::run(&ctx, args),
+        Command::Sign(args) => sign::run(&ctx, args),
+        Command::Decrypt(args) => decrypt::run(&ctx, args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => output::report_error(&e, json),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::new(ErrorCode::BadRequest, e.to_string())
+    }
+}
+
+impl From<TokenError> for CliError {
+    fn from(e: TokenError) -> Self {
+        CliError::new(e.code(), e.to_string())
+    }
+}

@@ -1,0 +1,101 @@
+//! Wire types shared by the CLI, the daemon's API and the browser extension.
+//!
+//! The error codes here are a stable contract: the page library re-throws them as
+//! `Error.code`, scripts match on them in `--json` output. Add codes; never rename one.
+
+use serde::Serialize;
+
+/// A stable, machine-readable error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No PKCS#11 module could be found or none was configured.
+    NoModule,
+    /// A PKCS#11 module could not be loaded or initialised.
+    ModuleLoadFailed,
+    /// No token matches the request (none inserted, or another label).
+    TokenNotFound,
+    /// The token was removed or is not present any more.
+    TokenAbsent,
+    /// The token or its reader reported a device error.
+    DeviceError,
+    /// The PIN was wrong.
+    PinIncorrect,
+    /// The PIN is blocked; it needs an unblock with the SO PIN / PUK.
+    PinLocked,
+    /// One try is left; Segel will not use it without an explicit confirmation.
+    PinFinalTry,
+    /// A PIN is needed and no source (prompt, file, environment, PIN pad) could give one.
+    PinRequired,
+    /// The PIN does not have a form the token accepts (length, characters).
+    PinInvalid,
+    /// The token cannot do the requested mechanism.
+    MechanismUnsupported,
+    /// No certificate matches the selector.
+    CertificateNotFound,
+    /// The selector matches more than one certificate.
+    CertificateAmbiguous,
+    /// The certificate is expired, not yet valid, or its usage forbids the operation.
+    CertificateInvalid,
+    /// The certificate has no private key on the token.
+    KeyNotFound,
+    /// Decryption failed (bad padding, wrong key, corrupt data — deliberately not told apart).
+    DecryptionFailed,
+    /// The request itself is malformed.
+    BadRequest,
+    /// Any other token failure.
+    TokenError,
+    /// A bug or an unexpected state inside Segel.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NoModule => "NO_MODULE",
+            ErrorCode::ModuleLoadFailed => "MODULE_LOAD_FAILED",
+            ErrorCode::TokenNotFound => "TOKEN_NOT_FOUND",
+            ErrorCode::TokenAbsent => "TOKEN_ABSENT",
+            ErrorCode::DeviceError => "DEVICE_ERROR",
+            ErrorCode::PinIncorrect => "PIN_INCORRECT",
+            ErrorCode::PinLocked => "PIN_LOCKED",
+            ErrorCode::PinFinalTry => "PIN_FINAL_TRY",
+            ErrorCode::PinRequired => "PIN_REQUIRED",
+            ErrorCode::PinInvalid => "PIN_INVALID",
+            ErrorCode::MechanismUnsupported => "MECHANISM_UNSUPPORTED",
+            ErrorCode::CertificateNotFound => "CERTIFICATE_NOT_FOUND",
+            ErrorCode::CertificateAmbiguous => "CERTIFICATE_AMBIGUOUS",
+            ErrorCode::CertificateInvalid => "CERTIFICATE_INVALID",
+            ErrorCode::KeyNotFound => "KEY_NOT_FOUND",
+            ErrorCode::DecryptionFailed => "DECRYPTION_FAILED",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::TokenError => "TOKEN_ERROR",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn error_code_serialises_as_its_wire_string() {
+        for code in [
+            ErrorCode::PinIncorrect,
+            ErrorCode::TokenAbsent,
+            ErrorCode::NoModule,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}
