@@ -9,6 +9,7 @@
 
 pub mod certinfo;
 pub mod cli;
+pub mod cms;
 pub mod config;
 pub mod pin;
 pub mod protocol;
