@@ -9,10 +9,17 @@
 pub mod ber;
 mod cipher;
 mod derw;
+pub mod cert;
 pub mod error;
 pub mod keys;
 pub mod oids;
+pub mod sign;
+pub mod software;
+mod fsx;
 
 pub use cipher::ContentCipher;
 pub use error::CmsError;
 pub use keys::{DecryptionKey, DigestAlgorithm, KeyError, KeyTransportPadding, SigningKey};
+
+#[cfg(test)]
+mod tests;

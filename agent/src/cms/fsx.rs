@@ -1,0 +1,27 @@
+//! Temporary files beside the destination and atomic rename: nothing partial is ever visible
+//! under the final name, and a dropped temporary file is deleted.
+
+use std::path::Path;
+
+use tempfile::NamedTempFile;
+
+use super::error::{CmsError, Result};
+
+/// A temporary file in the directory of `dest` (so the final rename stays on one file system).
+pub(crate) fn temp_beside(dest: &Path) -> Result<NamedTempFile> {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok(tempfile::Builder::new()
+        .prefix(".segel-")
+        .suffix(".part")
+        .tempfile_in(dir)?)
+}
+
+/// Flush to disk and rename over `dest`.
+pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| CmsError::Io(e.error))?;
+    Ok(())
+}
