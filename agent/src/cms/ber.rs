@@ -254,8 +254,8 @@ impl<R: Read> BerReader<R> {
             }
             Len::Definite(v)
         };
-        let header_len = u8::try_from(self.consumed - start)
-            .map_err(|_| self.malformed("header too long"))?;
+        let header_len =
+            u8::try_from(self.consumed - start).map_err(|_| self.malformed("header too long"))?;
         Ok(Header {
             tag: Tag {
                 class,
@@ -569,8 +569,8 @@ impl<R: Read> OctetStringReader<'_, R> {
     fn next_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
         loop {
             if self.remaining > 0 {
-                let want = usize::try_from(self.remaining.min(buf.len() as u64))
-                    .unwrap_or(buf.len());
+                let want =
+                    usize::try_from(self.remaining.min(buf.len() as u64)).unwrap_or(buf.len());
                 let n = self.ber.read_content(&mut buf[..want])?;
                 if n == 0 {
                     return Err(CmsError::Truncated("input ended inside encrypted content"));
@@ -587,7 +587,9 @@ impl<R: Read> OctetStringReader<'_, R> {
             }
             let h = self.ber.read_header()?;
             if !h.tag.same_type(Tag::OCTET_STRING) {
-                return Err(self.ber.malformed("segment of a constructed OCTET STRING is not one"));
+                return Err(self
+                    .ber
+                    .malformed("segment of a constructed OCTET STRING is not one"));
             }
             match (h.tag.constructed, h.len) {
                 (false, Len::Definite(n)) => self.remaining = n,

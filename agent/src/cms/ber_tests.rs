@@ -36,14 +36,21 @@ fn indefinite_constructed_octet_string_streams_all_segments() {
 
 #[test]
 fn read_element_der_normalises_indefinite_lengths_and_joins_strings() {
-    let data = [0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 1, 0x04, 0x01, 2, 0x00, 0x00, 0x00, 0x00];
+    let data = [
+        0x30, 0x80, 0x24, 0x80, 0x04, 0x01, 1, 0x04, 0x01, 2, 0x00, 0x00, 0x00, 0x00,
+    ];
     let mut r = reader(&data);
-    assert_eq!(r.read_element_der().unwrap(), [0x30, 0x04, 0x04, 0x02, 1, 2]);
+    assert_eq!(
+        r.read_element_der().unwrap(),
+        [0x30, 0x04, 0x04, 0x02, 1, 2]
+    );
 }
 
 #[test]
 fn skip_element_skips_nested_indefinite_structures() {
-    let data = [0x30, 0x80, 0x30, 0x80, 0x02, 0x01, 1, 0x00, 0x00, 0x00, 0x00, 0x02, 0x01, 9];
+    let data = [
+        0x30, 0x80, 0x30, 0x80, 0x02, 0x01, 1, 0x00, 0x00, 0x00, 0x00, 0x02, 0x01, 9,
+    ];
     let mut r = reader(&data);
     r.skip_element().unwrap();
     let h = r.expect(Tag::INTEGER, "int").unwrap();
@@ -57,20 +64,32 @@ fn deep_nesting_is_rejected_not_overflowed() {
         data.extend_from_slice(&[0x30, 0x80]);
     }
     let mut r = reader(&data);
-    assert!(matches!(r.read_element_der(), Err(CmsError::Malformed { .. })));
+    assert!(matches!(
+        r.read_element_der(),
+        Err(CmsError::Malformed { .. })
+    ));
     let mut r = reader(&data);
     assert!(matches!(r.skip_element(), Err(CmsError::Malformed { .. })));
 }
 
 #[test]
 fn huge_length_is_rejected_without_allocating() {
-    let data = [0x04, 0x88, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00];
+    let data = [
+        0x04, 0x88, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00,
+    ];
     let mut r = reader(&data);
-    assert!(matches!(r.read_element_der(), Err(CmsError::Malformed { .. })));
+    assert!(matches!(
+        r.read_element_der(),
+        Err(CmsError::Malformed { .. })
+    ));
     // Streaming it just runs out of input.
     let mut r = reader(&data);
     let h = r.read_header().unwrap();
-    let e = r.octet_string(h).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+    let e = r
+        .octet_string(h)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err();
     assert!(matches!(from_io(e), CmsError::Truncated(_)));
 }
 
@@ -90,14 +109,24 @@ fn truncated_header_and_missing_eoc_are_truncation_errors() {
     let data = [0x24, 0x80, 0x04, 0x01, 7];
     let mut r = reader(&data);
     let h = r.read_header().unwrap();
-    let e = r.octet_string(h).unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+    let e = r
+        .octet_string(h)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err();
     assert!(matches!(from_io(e), CmsError::Truncated(_)));
 }
 
 #[test]
 fn indefinite_primitive_and_reserved_length_are_malformed() {
-    assert!(matches!(reader(&[0x04, 0x80]).read_header(), Err(CmsError::Malformed { .. })));
-    assert!(matches!(reader(&[0x04, 0xFF]).read_header(), Err(CmsError::Malformed { .. })));
+    assert!(matches!(
+        reader(&[0x04, 0x80]).read_header(),
+        Err(CmsError::Malformed { .. })
+    ));
+    assert!(matches!(
+        reader(&[0x04, 0xFF]).read_header(),
+        Err(CmsError::Malformed { .. })
+    ));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use rsa::pkcs8::DecodePublicKey;
 use sha2::Digest;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier};
 
 use super::error::{CmsError, Result};
 use super::oids;
@@ -36,7 +36,10 @@ pub(crate) fn subject(c: &Certificate) -> String {
 pub(crate) fn issuer_and_serial(c: &Certificate) -> Result<Vec<u8>> {
     let issuer = c.tbs_certificate.issuer.to_der()?;
     let serial = c.tbs_certificate.serial_number.to_der()?;
-    Ok(super::derw::tlv_parts(super::derw::SEQUENCE, &[&issuer, &serial]))
+    Ok(super::derw::tlv_parts(
+        super::derw::SEQUENCE,
+        &[&issuer, &serial],
+    ))
 }
 
 /// Human-readable "issuer / serial" for error messages and reports.
@@ -62,11 +65,12 @@ pub(crate) fn key_usage(c: &Certificate) -> Option<u16> {
     }
 }
 
-pub(crate) const KU_DIGITAL_SIGNATURE: u16 = KeyUsages::DigitalSignature as u16;
-pub(crate) const KU_NON_REPUDIATION: u16 = KeyUsages::NonRepudiation as u16;
-pub(crate) const KU_KEY_ENCIPHERMENT: u16 = KeyUsages::KeyEncipherment as u16;
-pub(crate) const KU_KEY_AGREEMENT: u16 = KeyUsages::KeyAgreement as u16;
-pub(crate) const KU_KEY_CERT_SIGN: u16 = KeyUsages::KeyCertSign as u16;
+// Bit values of `FlagSet<KeyUsages>::bits()` (`as u16` on the enum gives the index instead).
+pub(crate) const KU_DIGITAL_SIGNATURE: u16 = 1 << 0;
+pub(crate) const KU_NON_REPUDIATION: u16 = 1 << 1;
+pub(crate) const KU_KEY_ENCIPHERMENT: u16 = 1 << 2;
+pub(crate) const KU_KEY_AGREEMENT: u16 = 1 << 4;
+pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 
 /// Names of the key usage bits set, for messages.
 pub(crate) fn key_usage_names(bits: u16) -> String {
@@ -81,8 +85,15 @@ pub(crate) fn key_usage_names(bits: u16) -> String {
         "encipherOnly",
         "decipherOnly",
     ];
-    let v: Vec<&str> = (0..9).filter(|i| bits & (1 << i) != 0).map(|i| NAMES[i]).collect();
-    if v.is_empty() { "none".into() } else { v.join(" + ") }
+    let v: Vec<&str> = (0..9)
+        .filter(|i| bits & (1 << i) != 0)
+        .map(|i| NAMES[i])
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(" + ")
+    }
 }
 
 /// Extended key usages, if present.
@@ -234,7 +245,15 @@ pub(crate) fn verify_signature(
     let hashed = h.digest(message);
     match key {
         PublicKey::Rsa(k) => {
-            if !(rsa_plain || matches!(o, oids::SHA1_WITH_RSA | oids::SHA256_WITH_RSA | oids::SHA384_WITH_RSA | oids::SHA512_WITH_RSA)) {
+            if !(rsa_plain
+                || matches!(
+                    o,
+                    oids::SHA1_WITH_RSA
+                        | oids::SHA256_WITH_RSA
+                        | oids::SHA384_WITH_RSA
+                        | oids::SHA512_WITH_RSA
+                ))
+            {
                 return Err(format!("signature algorithm {o} does not match an RSA key"));
             }
             let scheme = match h {
@@ -251,7 +270,8 @@ pub(crate) fn verify_signature(
             if rsa_plain {
                 return Err("RSA signature algorithm with an EC key".into());
             }
-            let s = p256::ecdsa::Signature::from_der(sig).map_err(|_| "bad ECDSA signature encoding")?;
+            let s = p256::ecdsa::Signature::from_der(sig)
+                .map_err(|_| "bad ECDSA signature encoding")?;
             p256::ecdsa::VerifyingKey::from(k)
                 .verify_prehash(&hashed, &s)
                 .map_err(|_| "ECDSA signature does not verify".into())
@@ -261,7 +281,8 @@ pub(crate) fn verify_signature(
             if rsa_plain {
                 return Err("RSA signature algorithm with an EC key".into());
             }
-            let s = p384::ecdsa::Signature::from_der(sig).map_err(|_| "bad ECDSA signature encoding")?;
+            let s = p384::ecdsa::Signature::from_der(sig)
+                .map_err(|_| "bad ECDSA signature encoding")?;
             p384::ecdsa::VerifyingKey::from(k)
                 .verify_prehash(&hashed, &s)
                 .map_err(|_| "ECDSA signature does not verify".into())

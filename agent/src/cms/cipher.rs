@@ -270,7 +270,11 @@ impl<R: Read> DecryptingReader<R> {
             Decryptor::Cbc(d) => {
                 let full = self.filled - self.filled % 16;
                 // Decrypt all full blocks except the last, unless the stream ended.
-                let process = if self.eof { full } else { full.saturating_sub(16) };
+                let process = if self.eof {
+                    full
+                } else {
+                    full.saturating_sub(16)
+                };
                 // Already-decrypted held-back block is never at the front here: held back
                 // blocks are left *encrypted* until the next round.
                 d.blocks(&mut self.buf[..process]);
@@ -278,14 +282,18 @@ impl<R: Read> DecryptingReader<R> {
                 if self.eof {
                     self.done = true;
                     if self.filled % 16 != 0 {
-                        return Err(map(CmsError::Tampered("CBC ciphertext is not whole blocks")));
+                        return Err(map(CmsError::Tampered(
+                            "CBC ciphertext is not whole blocks",
+                        )));
                     }
                     if process == 0 {
                         return Err(map(CmsError::Tampered("CBC ciphertext is empty")));
                     }
                     let pad = usize::from(self.buf[process - 1]);
                     let ok = (1..=16).contains(&pad)
-                        && self.buf[process - pad..process].iter().all(|b| usize::from(*b) == pad);
+                        && self.buf[process - pad..process]
+                            .iter()
+                            .all(|b| usize::from(*b) == pad);
                     if !ok {
                         return Err(map(CmsError::Tampered("CBC padding is invalid")));
                     }
@@ -501,7 +509,18 @@ mod tests {
 
     #[test]
     fn gcm_and_cbc_stream_roundtrip_at_block_and_chunk_boundaries() {
-        for len in [0, 1, 15, 16, 17, 1024, CHUNK - 1, CHUNK, CHUNK + 17, 3 * CHUNK + 5] {
+        for len in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            1024,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 17,
+            3 * CHUNK + 5,
+        ] {
             roundtrip(ContentCipher::Aes256Gcm, len);
             roundtrip(ContentCipher::Aes256Cbc, len);
         }
@@ -518,6 +537,9 @@ mod tests {
         ct[n - 17] ^= 0x55; // flips the last plaintext block's padding
         let mut r = DecryptingReader::new(&ct[..], Decryptor::cbc(&key, &iv).unwrap());
         let err = r.read_to_end(&mut Vec::new()).unwrap_err();
-        assert!(matches!(super::super::ber::from_io(err), CmsError::Tampered(_)));
+        assert!(matches!(
+            super::super::ber::from_io(err),
+            CmsError::Tampered(_)
+        ));
     }
 }

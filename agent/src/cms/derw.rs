@@ -56,7 +56,11 @@ pub(crate) fn oid(o: &const_oid::ObjectIdentifier) -> Vec<u8> {
 
 /// DER of a small non-negative INTEGER.
 pub(crate) fn small_int(v: u8) -> Vec<u8> {
-    if v < 0x80 { vec![0x02, 1, v] } else { vec![0x02, 2, 0, v] }
+    if v < 0x80 {
+        vec![0x02, 1, v]
+    } else {
+        vec![0x02, 2, 0, v]
+    }
 }
 
 /// AlgorithmIdentifier with absent parameters.

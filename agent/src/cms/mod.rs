@@ -7,15 +7,17 @@
 //! The token layer plugs in through [`keys::SigningKey`] and [`keys::DecryptionKey`].
 
 pub mod ber;
+pub mod cert;
+pub mod chain;
 mod cipher;
 mod derw;
-pub mod cert;
 pub mod error;
+mod fsx;
 pub mod keys;
 pub mod oids;
 pub mod sign;
 pub mod software;
-mod fsx;
+pub mod verify;
 
 pub use cipher::ContentCipher;
 pub use error::CmsError;

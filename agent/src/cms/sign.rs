@@ -184,10 +184,7 @@ pub(crate) fn signed_attributes(
     let mut attrs = vec![
         attribute(&oids::ATTR_CONTENT_TYPE, &derw::oid(&oids::ID_DATA)),
         attribute(&oids::ATTR_SIGNING_TIME, &time_der(at)?),
-        attribute(
-            &oids::ATTR_MESSAGE_DIGEST,
-            &derw::tlv(OCTET_STRING, digest),
-        ),
+        attribute(&oids::ATTR_MESSAGE_DIGEST, &derw::tlv(OCTET_STRING, digest)),
         attribute(&oids::ATTR_SIGNING_CERT_V2, &signing_cert_v2),
     ];
     derw::sort_set(&mut attrs);
@@ -268,8 +265,8 @@ pub(crate) fn prepare(
         .concat()
     };
     let content_part = if opts.detached { 0 } else { content_len };
-    let sd_len = (version.len() + digest_algs.len() + encap_head.len() + suffix.len()) as u64
-        + content_part;
+    let sd_len =
+        (version.len() + digest_algs.len() + encap_head.len() + suffix.len()) as u64 + content_part;
     let sd_head = derw::header(SEQUENCE, sd_len);
     let explicit_len = sd_head.len() as u64 + sd_len;
     let ci_oid = derw::oid(&oids::ID_SIGNED_DATA);
@@ -306,7 +303,9 @@ pub(crate) fn copy_exact(
         let want = usize::try_from(left.min(IO_CHUNK as u64)).unwrap_or(IO_CHUNK);
         let n = src.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(CmsError::Invalid("input file shrank while being signed".into()));
+            return Err(CmsError::Invalid(
+                "input file shrank while being signed".into(),
+            ));
         }
         if let Some(h) = hasher.as_deref_mut() {
             h.update(&buf[..n]);
@@ -315,7 +314,9 @@ pub(crate) fn copy_exact(
         left -= n as u64;
     }
     if src.read(&mut buf[..1])? != 0 {
-        return Err(CmsError::Invalid("input file grew while being signed".into()));
+        return Err(CmsError::Invalid(
+            "input file grew while being signed".into(),
+        ));
     }
     Ok(())
 }
@@ -338,7 +339,9 @@ pub fn sign_file(
         let mut h = ContentHasher::new(opts.digest);
         copy_exact(File::open(input)?, &mut w, len, Some(&mut h))?;
         if h.finish() != digest {
-            return Err(CmsError::Invalid("input file changed while being signed".into()));
+            return Err(CmsError::Invalid(
+                "input file changed while being signed".into(),
+            ));
         }
     }
     w.write_all(&parts.suffix)?;

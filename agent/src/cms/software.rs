@@ -137,10 +137,14 @@ impl DecryptionKey for SoftwareDecryptionKey {
         expected_len: Option<usize>,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let SoftKey::Rsa(k) = &self.key else {
-            return Err(KeyError::Unsupported("key transport needs an RSA key".into()));
+            return Err(KeyError::Unsupported(
+                "key transport needs an RSA key".into(),
+            ));
         };
         let r = match padding {
-            KeyTransportPadding::OaepSha1 => k.decrypt(rsa::Oaep::new::<sha1::Sha1>(), encrypted_key),
+            KeyTransportPadding::OaepSha1 => {
+                k.decrypt(rsa::Oaep::new::<sha1::Sha1>(), encrypted_key)
+            }
             KeyTransportPadding::OaepSha256 => {
                 k.decrypt(rsa::Oaep::new::<sha2::Sha256>(), encrypted_key)
             }

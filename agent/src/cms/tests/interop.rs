@@ -15,8 +15,19 @@ fn segel_attached_and_detached_signatures_verify_with_openssl_purpose_any() {
         sign_file(&key, &input, &att, &SignOptions::default()).unwrap();
         let out = dir.path().join("out.bin");
         openssl(&[
-            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in", p(&att),
-            "-CAfile", p(&chain), "-out", p(&out),
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-purpose",
+            "any",
+            "-in",
+            p(&att),
+            "-CAfile",
+            p(&chain),
+            "-out",
+            p(&out),
         ]);
         assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
 
@@ -27,8 +38,21 @@ fn segel_attached_and_detached_signatures_verify_with_openssl_purpose_any() {
         };
         sign_file(&key, &input, &det, &opts).unwrap();
         openssl(&[
-            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in", p(&det),
-            "-CAfile", p(&chain), "-content", p(&input), "-out", "/dev/null",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-purpose",
+            "any",
+            "-in",
+            p(&det),
+            "-CAfile",
+            p(&chain),
+            "-content",
+            p(&input),
+            "-out",
+            "/dev/null",
         ]);
     }
 }
@@ -41,11 +65,115 @@ fn openssl_default_purpose_rejects_the_adobe_only_eku_of_bsre_certificates() {
     let input = dir.path().join("bid.pdf");
     std::fs::write(&input, b"penawaran").unwrap();
     let att = dir.path().join("a.p7m");
-    sign_file(&signer("vendor-rsa2048"), &input, &att, &SignOptions::default()).unwrap();
+    sign_file(
+        &signer("vendor-rsa2048"),
+        &input,
+        &att,
+        &SignOptions::default(),
+    )
+    .unwrap();
     let (ok, err) = openssl_ok(&[
-        "cms", "-verify", "-binary", "-inform", "DER", "-in", p(&att), "-CAfile",
-        p(&fixture("chain.pem")), "-out", "/dev/null",
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        p(&att),
+        "-CAfile",
+        p(&fixture("chain.pem")),
+        "-out",
+        "/dev/null",
     ]);
     assert!(!ok);
     assert!(err.contains("unsuitable certificate purpose"), "{err}");
+}
+
+fn trust() -> crate::cms::verify::VerifyOptions {
+    crate::cms::verify::VerifyOptions {
+        anchors: anchors(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn openssl_signatures_verify_with_segel_including_stream_ber_and_detached() {
+    use crate::cms::verify::verify_file;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bid.pdf");
+    std::fs::write(&input, content(300_000)).unwrap();
+    let chain = fixture("chain.pem");
+    for name in ["vendor-rsa2048", "vendor-p256", "vendor-p384"] {
+        for extra in [
+            &[][..],
+            &["-stream"][..],
+            &["-nodetach"][..],
+            &["-nodetach", "-stream"][..],
+        ] {
+            let out = dir.path().join("sig.der");
+            let mut args = vec![
+                "cms",
+                "-sign",
+                "-binary",
+                "-md",
+                "sha256",
+                "-outform",
+                "DER",
+                "-in",
+                p(&input),
+                "-out",
+                p(&out),
+                "-certfile",
+                p(&chain),
+            ];
+            let (kp, cp) = (
+                fixture(&format!("{name}.key.pem")),
+                fixture(&format!("{name}.crt.pem")),
+            );
+            args.extend(["-signer", p(&cp), "-inkey", p(&kp)]);
+            args.extend(extra);
+            openssl(&args);
+            // OpenSSL embeds the content with -stream even without -nodetach.
+            let detached = extra.is_empty();
+            let rep = verify_file(&out, detached.then_some(input.as_path()), &trust()).unwrap();
+            assert!(rep.ok(), "{name} {extra:?}: {rep:#?}");
+            assert_eq!(rep.content_len, 300_000);
+            assert_eq!(
+                rep.signers[0].subject.as_deref().unwrap().contains("CN="),
+                true
+            );
+        }
+    }
+}
+
+#[test]
+fn segel_verify_reports_tampered_content_and_untrusted_chain() {
+    use crate::cms::chain::ChainStatus;
+    use crate::cms::verify::{VerifyOptions, verify_file};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bid.pdf");
+    std::fs::write(&input, content(5000)).unwrap();
+    let sig = dir.path().join("bid.p7s");
+    let opts = SignOptions {
+        detached: true,
+        ..Default::default()
+    };
+    sign_file(&signer("vendor-rsa2048"), &input, &sig, &opts).unwrap();
+    let rep = verify_file(&sig, Some(&input), &trust()).unwrap();
+    assert!(rep.ok(), "{rep:#?}");
+    assert!(rep.signers[0].chain.as_ref().unwrap().eku_ok);
+
+    let rep = verify_file(&sig, Some(&input), &VerifyOptions::default()).unwrap();
+    assert!(rep.signatures_valid());
+    assert_eq!(
+        rep.signers[0].chain.as_ref().unwrap().status,
+        ChainStatus::Untrusted
+    );
+
+    let mut changed = content(5000);
+    changed[100] ^= 1;
+    std::fs::write(&input, changed).unwrap();
+    let rep = verify_file(&sig, Some(&input), &trust()).unwrap();
+    assert!(!rep.ok());
+    assert!(!rep.signers[0].digest_matches);
 }

@@ -1,1 +1,1 @@
-
+//! Segel ↔ Segel: seal/open round trips, tamper and truncation, recipients, hostile input.
