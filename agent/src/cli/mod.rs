@@ -98,10 +98,12 @@ pub fn log_filter(verbose: u8, config_level: Option<&str>) -> String {
     if let Ok(env) = std::env::var("SEGEL_LOG") {
         return env;
     }
+    // cryptoki logs every mechanism number it has no name for at ERROR level: noise
+    // for users, kept for -vvv.
     match verbose {
-        0 => config_level.unwrap_or("warn").to_owned(),
-        1 => "info".to_owned(),
-        2 => "debug".to_owned(),
+        0 => format!("{},cryptoki=off", config_level.unwrap_or("warn")),
+        1 => "info,cryptoki=off".to_owned(),
+        2 => "debug,cryptoki=off".to_owned(),
         _ => "trace".to_owned(),
     }
 }

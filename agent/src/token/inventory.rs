@@ -19,6 +19,7 @@ pub struct TokenFlags {
     /// A PIN pad or other protected authentication path: the PIN is not typed on the computer.
     pub protected_authentication_path: bool,
     pub user_pin_initialized: bool,
+    pub token_initialized: bool,
     pub pin_count_low: bool,
     pub pin_final_try: bool,
     pub pin_locked: bool,
@@ -77,6 +78,7 @@ pub(crate) fn flags_of(
         login_required: info.login_required(),
         protected_authentication_path: info.protected_authentication_path(),
         user_pin_initialized: info.user_pin_initialized(),
+        token_initialized: info.token_initialized(),
         pin_count_low: info.user_pin_count_low(),
         pin_final_try: info.user_pin_final_try(),
         pin_locked: info.user_pin_locked(),

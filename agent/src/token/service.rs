@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cryptoki::mechanism::MechanismType;
 use cryptoki::object::ObjectHandle;
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState as CkSessionState, UserType};
 use cryptoki::slot::Slot;
 use zeroize::Zeroizing;
 
@@ -152,6 +152,14 @@ impl SessionState {
                 Err(e) => return Err(e),
             };
             let generation = self.module.generation.load(Ordering::SeqCst);
+            // A fresh session shows the token's real login state. If we believed we were
+            // logged in but the token says otherwise, it lost the login (reconnected,
+            // re-inserted): forget ours so the next operation logs in again.
+            if let Ok(info) = session.get_session_info() {
+                if matches!(info.session_state(), CkSessionState::RoPublic | CkSessionState::RwPublic) {
+                    lock(&self.login.inner).logged_in_at = None;
+                }
+            }
             self.session = Some((session, generation));
             self.keys.clear();
         }
@@ -705,6 +713,10 @@ fn scan(inner: &Arc<Inner>) -> Result<Vec<TokenDescription>, TokenError> {
                 Err(e) if e.is_connection_lost() => continue, // removed while we looked
                 Err(e) => return Err(e),
             };
+            if !desc.flags.token_initialized {
+                // An empty slot (e.g. SoftHSM's free slot) holds nothing to use.
+                continue;
+            }
             let token_ref = TokenRef {
                 module: index,
                 slot: slot.id(),
