@@ -185,6 +185,7 @@ fn collect(dir: &Path, depth: usize, found: &mut BTreeSet<PathBuf>, seen: &mut u
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

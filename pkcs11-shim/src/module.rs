@@ -606,7 +606,7 @@ impl Module {
             &t.label,
             &t.id,
         );
-        let handle = self.handles.next();
+        let handle = self.handles.allocate();
         let (_, token) = self.session_token(h)?;
         token.objects.insert(handle, obj);
         Ok(handle)

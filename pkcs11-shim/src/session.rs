@@ -70,7 +70,7 @@ impl FindState {
 #[derive(Debug, Clone)]
 pub enum SignData {
     Buffer(Zeroizing<Vec<u8>>),
-    Hash(Hasher),
+    Hash(Box<Hasher>),
 }
 
 /// A signing operation between `C_SignInit` and the final call.
@@ -86,7 +86,7 @@ pub struct SignOp {
 impl SignOp {
     pub fn new(key: Arc<PrivateKey>, mech: SignMechanism) -> Self {
         let data = match mech.hash() {
-            Some(h) => SignData::Hash(h.hasher()),
+            Some(h) => SignData::Hash(Box::new(h.hasher())),
             None => SignData::Buffer(Zeroizing::new(Vec::new())),
         };
         SignOp {
@@ -114,7 +114,7 @@ impl SignOp {
     /// Signs what was collected.
     pub fn finish(self) -> crate::Result<Vec<u8>> {
         let input = match self.data {
-            SignData::Hash(h) => Zeroizing::new(h.finish()),
+            SignData::Hash(h) => Zeroizing::new((*h).finish()),
             SignData::Buffer(b) => b,
         };
         self.key.sign(&self.mech, &input)
@@ -129,6 +129,7 @@ pub struct DecryptOp {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -50,7 +50,7 @@ impl Default for HandleCounter {
 }
 
 impl HandleCounter {
-    pub fn next(&mut self) -> CK_OBJECT_HANDLE {
+    pub fn allocate(&mut self) -> CK_OBJECT_HANDLE {
         let h = self.0;
         self.0 += 1;
         h
@@ -161,7 +161,7 @@ impl Token {
                 .unwrap_or_else(|| self.label.clone());
             let subject = cert.and_then(|c| Object::certificate_subject(&c.der));
             let obj = Object::private_key(k.key.clone(), &id, &label, subject.as_deref());
-            self.objects.insert(handles.next(), obj);
+            self.objects.insert(handles.allocate(), obj);
         }
         self.logged_in = true;
         Ok(())
@@ -190,7 +190,7 @@ impl Token {
             match existing {
                 Some(h) => kept.push(*h),
                 None => {
-                    let h = handles.next();
+                    let h = handles.allocate();
                     self.objects.insert(h, obj);
                     kept.push(h);
                 }
@@ -275,6 +275,7 @@ fn public_objects(keys: &[KeyInfo], certs: &[CertEntry], token_label: &str) -> V
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,7 @@
 //! running multi-threaded test process is unsound; so the one normal test here re-runs this test
 //! binary as a child with the environment set, and the child runs the `#[ignore]`d `child_*`
 //! tests on one thread.
-#![allow(unsafe_code)]
+#![allow(unsafe_code, clippy::expect_used)]
 
 mod common;
 
@@ -340,8 +340,8 @@ fn child_null_pointers_and_short_buffers_are_rejected_by_the_c_entry_points() {
     use cryptoki_sys::*;
     use segel_pkcs11::ffi::{crypto, general, objects, session, slot_token};
     use std::ptr::null_mut;
-    // SAFETY (all blocks below): the entry points are called with NULL where the test says so
-    // and otherwise with pointers to live locals of the stated sizes.
+    // SAFETY: the entry points are called with NULL where the test says so and otherwise with
+    // pointers to live locals of the stated sizes.
     unsafe {
         assert_eq!(general::C_GetFunctionList(null_mut()), CKR_ARGUMENTS_BAD);
         let mut info: CK_INFO = std::mem::zeroed();

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)]
 //! The module driven by OpenSC's `pkcs11-tool`, with results checked by OpenSSL.
 
 mod common;

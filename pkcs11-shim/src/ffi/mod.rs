@@ -212,7 +212,7 @@ unsafe fn param<'a, T>(p: *const std::ffi::c_void, n: usize) -> Result<&'a T> {
     if p.is_null() || n != std::mem::size_of::<T>() {
         return Err(Error::MechanismParamInvalid);
     }
-    if (p as usize) % std::mem::align_of::<T>() != 0 {
+    if !(p as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(Error::ArgumentsBad);
     }
     // SAFETY: non-NULL, aligned, and `n == size_of::<T>()` bytes are readable (caller's
@@ -305,6 +305,7 @@ pub static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
 };
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -293,4 +293,5 @@ fn collect_bags(
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests;

@@ -64,6 +64,9 @@ pub(super) fn verify_mac(
     }
 }
 
+/// A derived key and IV, wiped on drop.
+type KeyAndIv = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
 /// The legacy PKCS#12 PBE ciphers this module reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cipher {
@@ -124,7 +127,7 @@ impl LegacyPbe {
         }
     }
 
-    fn derive(&self, password: &str) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> {
+    fn derive(&self, password: &str) -> Option<KeyAndIv> {
         let key = derive_key_utf8::<sha1::Sha1>(
             password,
             &self.salt,
@@ -190,7 +193,7 @@ fn cbc_decrypt<C: BlockDecrypt + BlockSizeUser>(
     ct: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
     const BS: usize = 8;
-    if C::block_size() != BS || iv.len() != BS || ct.is_empty() || ct.len() % BS != 0 {
+    if C::block_size() != BS || iv.len() != BS || ct.is_empty() || !ct.len().is_multiple_of(BS) {
         return None;
     }
     let mut out = Zeroizing::new(Vec::with_capacity(ct.len()));
@@ -241,6 +244,7 @@ fn cbc_encrypt<C: BlockEncrypt + BlockSizeUser>(cipher: &C, iv: &[u8], plain: &[
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,6 @@
 //! Test fixtures: PKCS#12 key files written by OpenSSL in a temp dir, the built module's path,
 //! and a `pkcs11-tool` runner with a private environment (never the user's config).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
