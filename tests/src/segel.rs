@@ -1,0 +1,93 @@
+//! The `segel` binary under test, run with a private HOME so tests never touch the real
+//! configuration.
+//!
+//! [`segel_bin`] builds `segel` (package `segel-agent`) once per test process with the same cargo
+//! that runs the tests; [`segel_cmd`] returns a `Command` for it with HOME and the XDG directories
+//! pointed into a directory the test owns.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use segel_tests::{segel::segel_cmd, softhsm::SoftHsm};
+//! let hsm = SoftHsm::new()?;
+//! let home = tempfile::tempdir()?;
+//! let out = segel_cmd(&hsm.envs(), home.path())?.args(["tokens", "--json"]).output()?;
+//! # Ok(()) }
+//! ```
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::run::run;
+
+/// Workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `<workspace>/target`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Builds `segel` once per process (`$CARGO build -q -p segel-agent --bin segel`) and returns
+/// `<target>/debug/segel`. A failed build is reported to every caller.
+pub fn segel_bin() -> Result<PathBuf> {
+    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn build() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    run(
+        Command::new(cargo)
+            .args(["build", "-q", "-p", "segel-agent", "--bin", "segel"])
+            .current_dir(workspace_root()),
+        &[],
+    )
+    .context("building segel")?;
+    let bin = target_dir().join("debug").join("segel");
+    anyhow::ensure!(bin.exists(), "built segel but {} is missing", bin.display());
+    Ok(bin)
+}
+
+/// A `Command` for `segel` with `envs` and a private home: HOME=`home_dir`,
+/// XDG_CONFIG_HOME=`home_dir/.config`, XDG_DATA_HOME=`home_dir/.local/share`,
+/// XDG_STATE_HOME=`home_dir/.local/state`, XDG_CACHE_HOME=`home_dir/.cache`,
+/// XDG_RUNTIME_DIR=`home_dir/run` (all created).
+pub fn segel_cmd(envs: &[(String, OsString)], home_dir: &Path) -> Result<Command> {
+    let mut cmd = Command::new(segel_bin()?);
+    for (name, sub) in [
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ] {
+        let dir = home_dir.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // XDG_RUNTIME_DIR must be owner-only (XDG Base Directory spec); the rest does no harm.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        cmd.env(name, dir);
+    }
+    cmd.env("HOME", home_dir);
+    cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+    Ok(cmd)
+}
