@@ -177,3 +177,170 @@ fn segel_verify_reports_tampered_content_and_untrusted_chain() {
     assert!(!rep.ok());
     assert!(!rep.signers[0].digest_matches);
 }
+
+#[test]
+fn segel_sealed_bids_decrypt_and_verify_with_openssl() {
+    use super::roundtrip::seal;
+    use crate::cms::ContentCipher;
+    use crate::cms::recipient::RsaPadding;
+    use crate::cms::seal::SealOptions;
+    let data = content(50_000);
+    let cases = [
+        (
+            ContentCipher::Aes256Gcm,
+            RsaPadding::OaepSha256,
+            "pokja-rsa2048",
+        ),
+        (
+            ContentCipher::Aes256Gcm,
+            RsaPadding::Pkcs1v15,
+            "pokja-rsa2048",
+        ),
+        (
+            ContentCipher::Aes256Gcm,
+            RsaPadding::OaepSha256,
+            "pokja-p256",
+        ),
+        (
+            ContentCipher::Aes256Gcm,
+            RsaPadding::OaepSha256,
+            "pokja-p384",
+        ),
+        (
+            ContentCipher::Aes256Cbc,
+            RsaPadding::OaepSha256,
+            "pokja-rsa2048",
+        ),
+        (
+            ContentCipher::Aes256Cbc,
+            RsaPadding::OaepSha256,
+            "pokja-p256",
+        ),
+    ];
+    for (cipher, rsa_padding, who) in cases {
+        let opts = SealOptions {
+            cipher,
+            rsa_padding,
+            ..Default::default()
+        };
+        let (dir, sealed) = seal(&data, "vendor-rsa2048", &[who, "pokja-p384"], &opts);
+        let inner = dir.path().join("inner.p7m");
+        openssl(&[
+            "cms",
+            "-decrypt",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            p(&sealed),
+            "-recip",
+            p(&fixture(&format!("{who}.crt.pem"))),
+            "-inkey",
+            p(&fixture(&format!("{who}.key.pem"))),
+            "-out",
+            p(&inner),
+        ]);
+        let plain = dir.path().join("plain");
+        openssl(&[
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-purpose",
+            "any",
+            "-in",
+            p(&inner),
+            "-CAfile",
+            p(&fixture("chain.pem")),
+            "-out",
+            p(&plain),
+        ]);
+        assert_eq!(
+            std::fs::read(&plain).unwrap(),
+            data,
+            "{cipher:?} {rsa_padding:?} {who}"
+        );
+    }
+}
+
+#[test]
+fn openssl_sealed_bids_open_with_segel() {
+    use crate::cms::open::open_file;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bid.docx");
+    let data = content(200_000);
+    std::fs::write(&input, &data).unwrap();
+    let signed = dir.path().join("signed.der");
+    openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-md",
+        "sha256",
+        "-nodetach",
+        "-outform",
+        "DER",
+        "-in",
+        p(&input),
+        "-signer",
+        p(&fixture("vendor-rsa2048.crt.pem")),
+        "-inkey",
+        p(&fixture("vendor-rsa2048.key.pem")),
+        "-certfile",
+        p(&fixture("chain.pem")),
+        "-out",
+        p(&signed),
+    ]);
+    let oaep: &[&str] = &[
+        "-keyopt",
+        "rsa_padding_mode:oaep",
+        "-keyopt",
+        "rsa_oaep_md:sha256",
+    ];
+    let cases: Vec<(&str, &str, &[&str])> = vec![
+        ("-aes-256-gcm", "pokja-rsa2048", &[]),
+        ("-aes-256-gcm", "pokja-rsa2048", oaep),
+        ("-aes256", "pokja-rsa2048", &[]),
+        ("-aes256", "pokja-rsa2048", oaep),
+        ("-aes-256-gcm", "pokja-p256", &[]),
+        ("-aes256", "pokja-p384", &[]),
+        ("-aes-128-gcm", "pokja-p256", &[]),
+    ];
+    for (cipher, who, keyopt) in cases {
+        for stream in [false, true] {
+            let sealed = dir.path().join("bid.docx.p7m");
+            let mut args = vec![
+                "cms",
+                "-encrypt",
+                "-binary",
+                cipher,
+                "-outform",
+                "DER",
+                "-in",
+                p(&signed),
+                "-out",
+                p(&sealed),
+            ];
+            if stream {
+                args.push("-stream");
+            }
+            let cert = fixture(&format!("{who}.crt.pem"));
+            args.extend(["-recip", p(&cert)]);
+            args.extend(keyopt);
+            openssl(&args);
+            let out_dir = dir.path().join(format!("out-{}", stream));
+            std::fs::create_dir_all(&out_dir).unwrap();
+            let (rep, path) = open_file(
+                &decrypter(who),
+                &sealed,
+                &out_dir,
+                &super::roundtrip_trust(),
+            )
+            .unwrap_or_else(|e| panic!("{cipher} {who} {keyopt:?} stream={stream}: {e}"));
+            assert!(rep.ok(), "{rep:#?}");
+            assert_eq!(std::fs::read(&path).unwrap(), data);
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}

@@ -95,3 +95,10 @@ pub(crate) fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+pub(crate) fn roundtrip_trust() -> super::verify::VerifyOptions {
+    super::verify::VerifyOptions {
+        anchors: anchors(),
+        ..Default::default()
+    }
+}
