@@ -211,7 +211,7 @@ pub(crate) fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, TokenError> {
         s: der::asn1::UintRef<'a>,
     }
     use der::Encode;
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(TokenError::Pkcs11 {
             function: "C_Sign".to_owned(),
             rv: format!("ECDSA signature of odd length {}", raw.len()),

@@ -155,11 +155,13 @@ impl SessionState {
             // A fresh session shows the token's real login state. If we believed we were
             // logged in but the token says otherwise, it lost the login (reconnected,
             // re-inserted): forget ours so the next operation logs in again.
-            if let Ok(info) = session.get_session_info() {
-                if matches!(info.session_state(), CkSessionState::RoPublic | CkSessionState::RwPublic) {
+            if let Ok(info) = session.get_session_info()
+                && matches!(
+                    info.session_state(),
+                    CkSessionState::RoPublic | CkSessionState::RwPublic
+                ) {
                     lock(&self.login.inner).logged_in_at = None;
                 }
-            }
             self.session = Some((session, generation));
             self.keys.clear();
         }
@@ -177,12 +179,11 @@ impl SessionState {
     fn relocate_slot(&mut self) -> Result<(), TokenError> {
         let ctx = &self.module.loaded.ctx;
         for slot in ctx.get_slots_with_token()? {
-            if let Ok(info) = ctx.get_token_info(slot) {
-                if info.label().trim() == self.label && info.serial_number().trim() == self.serial {
+            if let Ok(info) = ctx.get_token_info(slot)
+                && info.label().trim() == self.label && info.serial_number().trim() == self.serial {
                     self.slot = slot;
                     return Ok(());
                 }
-            }
         }
         Err(TokenError::TokenAbsent)
     }
@@ -639,11 +640,10 @@ impl TokenService {
             .map(|h| {
                 h.pool.submit(|state: &mut SessionState| {
                     let mut login = lock(&state.login.inner);
-                    if login.logged_in_at.take().is_some() {
-                        if let Some((s, _)) = &state.session {
+                    if login.logged_in_at.take().is_some()
+                        && let Some((s, _)) = &state.session {
                             let _ = s.logout();
                         }
-                    }
                     Ok(())
                 })
             })

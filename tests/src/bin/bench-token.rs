@@ -22,7 +22,9 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use secrecy::SecretString;
 use segel_agent::pin::FixedPin;
-use segel_agent::token::{HashAlg, ModuleSource, ModuleSpec, ServiceOptions, SignRequest, TokenService};
+use segel_agent::token::{
+    HashAlg, ModuleSource, ModuleSpec, ServiceOptions, SignRequest, TokenService,
+};
 use segel_tests::fixtures::fixture;
 use segel_tests::softhsm::SoftHsm;
 
@@ -64,11 +66,25 @@ struct Case {
 fn child(duration: Duration) -> Result<()> {
     let module = PathBuf::from(std::env::var(CHILD)?);
     let cases = [
-        Case { name: "P-256 ECDSA", fixture: "vendor-p256", label: "p256" },
-        Case { name: "RSA-2048 PKCS#1", fixture: "vendor-rsa2048", label: "rsa2048" },
+        Case {
+            name: "P-256 ECDSA",
+            fixture: "vendor-p256",
+            label: "p256",
+        },
+        Case {
+            name: "RSA-2048 PKCS#1",
+            fixture: "vendor-rsa2048",
+            label: "rsa2048",
+        },
     ];
-    println!("token-layer vs raw cryptoki on SoftHSM2, {:.1} s per measurement, best of 2 rounds", duration.as_secs_f64());
-    println!("{:<16} {:>7} {:>12} {:>12} {:>7}", "key", "threads", "raw ops/s", "segel ops/s", "ratio");
+    println!(
+        "token-layer vs raw cryptoki on SoftHSM2, {:.1} s per measurement, best of 2 rounds",
+        duration.as_secs_f64()
+    );
+    println!(
+        "{:<16} {:>7} {:>12} {:>12} {:>7}",
+        "key", "threads", "raw ops/s", "segel ops/s", "ratio"
+    );
     let mut worst: f64 = f64::INFINITY;
     for case in &cases {
         for threads in [1usize, 2] {
@@ -80,10 +96,16 @@ fn child(duration: Duration) -> Result<()> {
             }
             let ratio = layer_best / raw_best;
             worst = worst.min(ratio);
-            println!("{:<16} {:>7} {:>12.0} {:>12.0} {:>7.3}", case.name, threads, raw_best, layer_best, ratio);
+            println!(
+                "{:<16} {:>7} {:>12.0} {:>12.0} {:>7.3}",
+                case.name, threads, raw_best, layer_best, ratio
+            );
         }
     }
-    println!("worst ratio {worst:.3} (target >= 0.95): {}", if worst >= 0.95 { "MET" } else { "NOT MET" });
+    println!(
+        "worst ratio {worst:.3} (target >= 0.95): {}",
+        if worst >= 0.95 { "MET" } else { "NOT MET" }
+    );
     Ok(())
 }
 
@@ -95,13 +117,21 @@ fn digest() -> Vec<u8> {
 fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
     let ctx = Pkcs11::new(module)?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::CryptokiAlreadyInitialized, _)) => {}
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::CryptokiAlreadyInitialized,
+            _,
+        )) => {}
         Err(e) => return Err(e.into()),
     }
     let slot = ctx
         .get_slots_with_token()?
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).map(|t| t.label().trim() == "bench").unwrap_or(false))
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|t| t.label().trim() == "bench")
+                .unwrap_or(false)
+        })
         .context("bench token")?;
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -110,7 +140,9 @@ fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Res
         sessions.push(ctx.open_ro_session(slot)?);
     }
     match sessions[0].login(UserType::User, Some(&SecretString::from(PIN.to_owned()))) {
-        Ok(()) | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
         Err(e) => return Err(e.into()),
     }
     let label = case.label.as_bytes().to_vec();
@@ -122,17 +154,27 @@ fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Res
             let (count, stop, label) = (Arc::clone(&count), Arc::clone(&stop), label.clone());
             handles.push(scope.spawn(move || -> Result<()> {
                 let key = *session
-                    .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label)])?
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(label),
+                    ])?
                     .first()
                     .context("key")?;
                 let mut input = digest();
                 if !ecdsa {
                     // DigestInfo for SHA-256 (RFC 8017 §9.2 note 1), as the token layer sends.
-                    let mut di = vec![0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+                    let mut di = vec![
+                        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
+                        0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+                    ];
                     di.extend_from_slice(&input);
                     input = di;
                 }
-                let mech = if ecdsa { Mechanism::Ecdsa } else { Mechanism::RsaPkcs };
+                let mech = if ecdsa {
+                    Mechanism::Ecdsa
+                } else {
+                    Mechanism::RsaPkcs
+                };
                 while !stop.load(Ordering::Relaxed) {
                     session.sign(&mech, key, &input)?;
                     count.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +185,8 @@ fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Res
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
         for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("raw thread panicked"))??;
+            h.join()
+                .map_err(|_| anyhow::anyhow!("raw thread panicked"))??;
         }
         Ok(())
     })?;
@@ -153,17 +196,28 @@ fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Res
 /// Segel's token layer: `threads` sessions, several requests in flight.
 fn layer(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
     let service = TokenService::start(
-        &[ModuleSpec { path: module.clone(), source: ModuleSource::CommandLine }],
-        ServiceOptions { sessions_per_soft_token: Some(threads) },
+        &[ModuleSpec {
+            path: module.clone(),
+            source: ModuleSource::CommandLine,
+        }],
+        ServiceOptions {
+            sessions_per_soft_token: Some(threads),
+        },
     )?;
     let fp = fixture(case.fixture)?.entry.fingerprint_sha256;
     let cert = service.find_certificate(&fp.parse()?).wait()?;
-    let pin: Arc<dyn segel_agent::pin::PinSource> = Arc::new(FixedPin(SecretString::from(PIN.to_owned())));
-    let request = SignRequest { scheme: None, hash: HashAlg::Sha256 };
+    let pin: Arc<dyn segel_agent::pin::PinSource> =
+        Arc::new(FixedPin(SecretString::from(PIN.to_owned())));
+    let request = SignRequest {
+        scheme: None,
+        hash: HashAlg::Sha256,
+    };
     let d = digest();
     // Warm up: log in and look the key up on every session.
     for _ in 0..threads * 2 {
-        service.sign_digest(&cert, &request, d.clone(), pin.clone()).wait()?;
+        service
+            .sign_digest(&cert, &request, d.clone(), pin.clone())
+            .wait()?;
     }
     let in_flight = threads * 4;
     let mut queue = std::collections::VecDeque::new();
