@@ -112,6 +112,22 @@ impl P11KitServer {
         descendants(self.child.id())
     }
 
+    /// Waits until no client is connected (no live `p11-kit-remote`): a `p11-kit-remote` exits
+    /// shortly AFTER its client closes the connection, so check this before asserting on counts.
+    pub fn wait_idle(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let children = self.remote_children()?;
+            if children.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("p11-kit server still has connections {children:?} after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// SIGKILLs every descendant of THIS server (the per-connection `p11-kit-remote` processes),
     /// leaving the server itself running; returns how many were killed. Clients connected now
     /// see their next call fail; new connections work.
@@ -181,7 +197,7 @@ fn uri_escape(s: &str) -> String {
     out
 }
 
-/// All descendants of `root` found by walking /proc (parent pid is field 4 of /proc/PID/stat).
+/// All live (non-zombie) descendants of `root` found by walking /proc (parent pid is field 4 of /proc/PID/stat).
 pub fn descendants(root: u32) -> Result<Vec<u32>> {
     let mut parents = Vec::new();
     for entry in std::fs::read_dir("/proc").context("reading /proc")? {
@@ -202,18 +218,23 @@ pub fn descendants(root: u32) -> Result<Vec<u32>> {
             continue;
         };
         let mut fields = rest.split_whitespace();
-        let (_state, ppid) = (fields.next(), fields.next());
+        let (state, ppid) = (fields.next(), fields.next());
         if let Some(ppid) = ppid.and_then(|p| p.parse::<u32>().ok()) {
-            parents.push((pid, ppid));
+            // Zombies (exited, not yet reaped) are not counted: they hold no connection.
+            parents.push((pid, ppid, !matches!(state, Some("Z" | "X"))));
         }
     }
     let mut found = Vec::new();
+    let mut seen = Vec::new();
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &parents {
-            if ppid == parent && !found.contains(&pid) {
-                found.push(pid);
+        for &(pid, ppid, alive) in &parents {
+            if ppid == parent && !seen.contains(&pid) {
+                seen.push(pid);
                 frontier.push(pid);
+                if alive {
+                    found.push(pid);
+                }
             }
         }
     }

@@ -83,7 +83,13 @@ fn child(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("seal") => {
             let (input, out) = (Path::new(&args[1]), Path::new(&args[2]));
-            seal_file(&signer()?, &[recipient()?], input, out, &SealOptions::default())?;
+            seal_file(
+                &signer()?,
+                &[recipient()?],
+                input,
+                out,
+                &SealOptions::default(),
+            )?;
         }
         Some("open") => {
             let out_dir = Path::new(&args[1]);
@@ -111,7 +117,10 @@ fn run_self(args: &[&str]) -> Result<(f64, u64)> {
         .args(args)
         .output()?;
     if !out.status.success() {
-        bail!("segel child failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "segel child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let s = String::from_utf8(out.stdout)?;
     let mut it = s.split_whitespace();
@@ -183,7 +192,11 @@ fn main() -> Result<()> {
     let input = d.join("bid.bin");
     write_file(&input, seal_mb)?;
     let sealed = d.join("bid.bin.p7m");
-    let segel = run_self(&["seal", &input.display().to_string(), &sealed.display().to_string()])?;
+    let segel = run_self(&[
+        "seal",
+        &input.display().to_string(),
+        &sealed.display().to_string(),
+    ])?;
     let peer = run_sh(&format!(
         "openssl cms -sign -binary -md sha256 -nodetach -outform DER -signer {} -inkey {} -in {} | openssl cms -encrypt -binary -stream -aes-256-gcm -outform DER -recip {} -out {}",
         fx("vendor-rsa2048.crt.pem"),
@@ -205,7 +218,13 @@ fn main() -> Result<()> {
     let mut files = Vec::new();
     for i in 0..open_count {
         let f = bids.join(format!("bid{i:02}.p7m"));
-        seal_file(&signer()?, &[recipient()?], &plain, &f, &SealOptions::default())?;
+        seal_file(
+            &signer()?,
+            &[recipient()?],
+            &plain,
+            &f,
+            &SealOptions::default(),
+        )?;
         files.push(f.display().to_string());
     }
     let out_dir = d.join("opened");
@@ -225,6 +244,11 @@ fn main() -> Result<()> {
         ));
     }
     let peer = run_sh(&script)?;
-    report(&format!("open {open_count} x {open_mb} MB"), segel, peer, 5.0);
+    report(
+        &format!("open {open_count} x {open_mb} MB"),
+        segel,
+        peer,
+        5.0,
+    );
     Ok(())
 }
