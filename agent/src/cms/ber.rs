@@ -280,10 +280,10 @@ impl<R: Read> BerReader<R> {
         if let Some(h) = self.peeked {
             return Ok(h);
         }
-        if let Some(end) = self.limit_end() {
-            if self.consumed >= end {
-                return Err(self.malformed("element runs past the end of its container"));
-            }
+        if let Some(end) = self.limit_end()
+            && self.consumed >= end
+        {
+            return Err(self.malformed("element runs past the end of its container"));
         }
         let h = self.read_header_raw()?;
         if let (Len::Definite(len), Some(end)) = (h.len, self.limit_end()) {

@@ -145,10 +145,10 @@ fn random_inputs_never_panic() {
         let _ = reader(&buf).read_element_der();
         let _ = reader(&buf).skip_element();
         let mut r = reader(&buf);
-        if let Ok(h) = r.read_header() {
-            if let Ok(mut s) = r.octet_string(h) {
-                let _ = s.read_to_end(&mut Vec::new());
-            }
+        if let Ok(h) = r.read_header()
+            && let Ok(mut s) = r.octet_string(h)
+        {
+            let _ = s.read_to_end(&mut Vec::new());
         }
     }
 }

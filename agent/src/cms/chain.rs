@@ -214,9 +214,7 @@ pub fn validate(
         path.push(cert::subject(next));
         current = next.clone();
     }
-    if status == ChainStatus::Trusted && invalid {
-        status = ChainStatus::Invalid;
-    } else if status != ChainStatus::Trusted && invalid {
+    if invalid {
         status = ChainStatus::Invalid;
     }
     ChainReport {

@@ -46,8 +46,6 @@ pub(crate) const SEQUENCE: u8 = 0x30;
 pub(crate) const SET: u8 = 0x31;
 pub(crate) const OCTET_STRING: u8 = 0x04;
 pub(crate) const CTX0_CONS: u8 = 0xA0;
-pub(crate) const CTX1_CONS: u8 = 0xA1;
-pub(crate) const CTX0_PRIM: u8 = 0x80;
 
 /// DER of an OBJECT IDENTIFIER.
 pub(crate) fn oid(o: &const_oid::ObjectIdentifier) -> Vec<u8> {

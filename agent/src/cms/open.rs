@@ -144,7 +144,7 @@ pub(crate) fn open_stream<R: Read>(
     // RFC 5083 §2.1: AuthEnvelopedData version 0; RFC 5652 §6.1: EnvelopedData 0, 2, 3 or 4.
     let version_ok = match version.as_slice() {
         [0] => true,
-        [2 | 3 | 4] => !authenticated,
+        [2..=4] => !authenticated,
         _ => false,
     };
     if !version_ok {

@@ -49,16 +49,16 @@ impl Recipient {
             PublicKey::Rsa(_) => (KU_KEY_ENCIPHERMENT, "keyEncipherment"),
             _ => (KU_KEY_AGREEMENT, "keyAgreement"),
         };
-        if let Some(ku) = cert::key_usage(&cert) {
-            if ku & need == 0 {
-                return Err(CmsError::RecipientCannotEncrypt {
-                    subject: cert::subject(&cert),
-                    reason: format!(
-                        "its key usage is {} (a signing-only certificate); sealing needs {need_name}",
-                        cert::key_usage_names(ku)
-                    ),
-                });
-            }
+        if let Some(ku) = cert::key_usage(&cert)
+            && ku & need == 0
+        {
+            return Err(CmsError::RecipientCannotEncrypt {
+                subject: cert::subject(&cert),
+                reason: format!(
+                    "its key usage is {} (a signing-only certificate); sealing needs {need_name}",
+                    cert::key_usage_names(ku)
+                ),
+            });
         }
         Ok(Recipient { cert, key })
     }

@@ -31,7 +31,7 @@ pub struct SignOptions {
 pub(crate) const IO_CHUNK: usize = 1 << 20;
 
 /// A running digest of the content.
-pub(crate) struct ContentHasher(DigestAlgorithm, super::cert::Hasher);
+pub(crate) struct ContentHasher(super::cert::Hasher);
 
 impl ContentHasher {
     pub(crate) fn new(alg: DigestAlgorithm) -> Self {
@@ -40,13 +40,13 @@ impl ContentHasher {
             DigestAlgorithm::Sha384 => cert::Hash::Sha384,
             DigestAlgorithm::Sha512 => cert::Hash::Sha512,
         };
-        ContentHasher(alg, cert::Hasher::new(h))
+        ContentHasher(cert::Hasher::new(h))
     }
     pub(crate) fn update(&mut self, d: &[u8]) {
-        self.1.update(d)
+        self.0.update(d)
     }
     pub(crate) fn finish(self) -> Vec<u8> {
-        self.1.finish()
+        self.0.finish()
     }
 }
 
@@ -110,14 +110,14 @@ pub(crate) fn check_signer(c: &Certificate, at: SystemTime) -> Result<()> {
             v.not_after
         )));
     }
-    if let Some(ku) = cert::key_usage(c) {
-        if ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION) == 0 {
-            return Err(CmsError::SignerUnusable(format!(
-                "key usage of {} is {}, which does not allow signing",
-                cert::subject(c),
-                cert::key_usage_names(ku)
-            )));
-        }
+    if let Some(ku) = cert::key_usage(c)
+        && ku & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION) == 0
+    {
+        return Err(CmsError::SignerUnusable(format!(
+            "key usage of {} is {}, which does not allow signing",
+            cert::subject(c),
+            cert::key_usage_names(ku)
+        )));
     }
     Ok(())
 }

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use cms::signed_data::SignerInfo;
 use der::{Decode, Encode};
 use serde::Serialize;
-use sha2::Digest;
 use x509_cert::Certificate;
 
 use super::ber::{BerReader, Tag};
@@ -156,10 +155,10 @@ pub fn verify_stream<R: Read>(
     let mut algs: Vec<Hash> = Vec::new();
     while !r.at_end()? {
         let a = spki::AlgorithmIdentifierOwned::from_der(&r.read_element_der()?)?;
-        if let Some(h) = Hash::from_oid(&a.oid) {
-            if !algs.contains(&h) {
-                algs.push(h);
-            }
+        if let Some(h) = Hash::from_oid(&a.oid)
+            && !algs.contains(&h)
+        {
+            algs.push(h);
         }
     }
     r.leave()?;
@@ -227,10 +226,10 @@ pub fn verify_stream<R: Read>(
             r.enter(h)?;
             while !r.at_end()? {
                 let e = r.read_element_der()?;
-                if e.first() == Some(&0x30) {
-                    if let Ok(c) = Certificate::from_der(&e) {
-                        certs.push(c);
-                    }
+                if e.first() == Some(&0x30)
+                    && let Ok(c) = Certificate::from_der(&e)
+                {
+                    certs.push(c);
                 }
             }
             r.leave()?;
@@ -451,9 +450,4 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
                 .ok()
         })
         .unwrap_or_default()
-}
-
-/// SHA-256 helper for reports.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
 }
