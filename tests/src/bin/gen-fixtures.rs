@@ -643,7 +643,10 @@ fn readme(specs: &[Spec]) -> String {
          \x20 `issuer` (fixture name), `serial` (hex), `not_before`/`not_after` (RFC 3339),\n\
          \x20 `fingerprint_sha256` (hex of the certificate DER). Read it with\n\
          \x20 `segel_tests::fixtures::manifest()`.\n\n\
-         Check: `openssl verify -CAfile root-ca.crt.pem -untrusted issuing-ca.crt.pem vendor-rsa2048.crt.pem`.\n",
+         Check: `openssl verify -CAfile root-ca.crt.pem -untrusted issuing-ca.crt.pem vendor-rsa2048.crt.pem`.\n\
+         A CMS signature by a vendor key verifies with `openssl cms -verify -binary -inform DER -in S\n\
+         -CAfile chain.pem -purpose any`; without `-purpose any` OpenSSL 3.0 says \"unsuitable\n\
+         certificate purpose\" (and its `cms` has no `-untrusted`, hence the whole chain as CAfile).\n",
     );
     s
 }
