@@ -62,6 +62,11 @@ impl CertRow {
     }
 }
 
+/// The first RDN of a subject (normally CN=…): the full subject is in `--json`.
+fn common_name(subject: &str) -> String {
+    subject.split(',').next().unwrap_or(subject).to_owned()
+}
+
 pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
     let service = ctx.token_service()?;
     let now = SystemTime::now();
@@ -98,7 +103,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
             };
             vec![
                 r.fingerprint_sha256[..16].to_owned(),
-                r.subject.clone(),
+                common_name(&r.subject),
                 format!(
                     "{}{}",
                     r.key_type,

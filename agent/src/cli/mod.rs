@@ -5,6 +5,7 @@
 
 mod certs;
 mod decrypt;
+pub mod demo;
 mod output;
 mod sign;
 mod tokens;
@@ -64,6 +65,8 @@ pub enum Command {
     Sign(sign::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
+    /// Run Segel's main job on demo key files, with no hardware.
+    Demo(demo::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Certs(args) => certs::run(&ctx, args),
         Command::Sign(args) => sign::run(&ctx, args),
         Command::Decrypt(args) => decrypt::run(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx, args),
     };
     match result {
         Ok(()) => 0,

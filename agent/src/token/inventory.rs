@@ -112,7 +112,8 @@ struct PublicKeyObject {
 /// A certificate on a token, with its key if one was found.
 #[derive(Clone, Debug)]
 pub struct CertificateEntry {
-    pub info: CertInfo,
+    /// Shared: the entry is cloned into every job, the certificate need not be.
+    pub info: std::sync::Arc<CertInfo>,
     pub label: String,
     pub id: Vec<u8>,
     /// Token label and serial the certificate lives on.
@@ -320,7 +321,7 @@ pub(crate) fn certificates(
             Vec::new()
         };
         out.push(CertificateEntry {
-            info,
+            info: std::sync::Arc::new(info),
             label,
             id,
             token_label: token.label.clone(),

@@ -53,6 +53,7 @@ const SKIPPED_MODULES: &[&str] = &["p11-kit-trust.so", "p11-kit-proxy.so", "p11-
 
 /// Vendor modules common among procurement users (Indonesia and elsewhere), Linux paths.
 const USUAL_MODULE_PATHS: &[&str] = &[
+    "/usr/lib/segel/libsegel_pkcs11.so",
     "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
     "/usr/lib/opensc-pkcs11.so",
     "/usr/lib64/opensc-pkcs11.so",
