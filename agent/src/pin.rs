@@ -67,9 +67,10 @@ impl PinSource for CliPinSource {
             return read_pin_file(path).map(Some);
         }
         if let Ok(pin) = std::env::var(PIN_ENV)
-            && !pin.is_empty() {
-                return Ok(Some(SecretString::from(pin)));
-            }
+            && !pin.is_empty()
+        {
+            return Ok(Some(SecretString::from(pin)));
+        }
         if token.flags.protected_authentication_path {
             eprintln!(
                 "Enter the PIN for token \"{}\" on the reader's PIN pad.",

@@ -159,9 +159,10 @@ impl SessionState {
                 && matches!(
                     info.session_state(),
                     CkSessionState::RoPublic | CkSessionState::RwPublic
-                ) {
-                    lock(&self.login.inner).logged_in_at = None;
-                }
+                )
+            {
+                lock(&self.login.inner).logged_in_at = None;
+            }
             self.session = Some((session, generation));
             self.keys.clear();
         }
@@ -180,10 +181,12 @@ impl SessionState {
         let ctx = &self.module.loaded.ctx;
         for slot in ctx.get_slots_with_token()? {
             if let Ok(info) = ctx.get_token_info(slot)
-                && info.label().trim() == self.label && info.serial_number().trim() == self.serial {
-                    self.slot = slot;
-                    return Ok(());
-                }
+                && info.label().trim() == self.label
+                && info.serial_number().trim() == self.serial
+            {
+                self.slot = slot;
+                return Ok(());
+            }
         }
         Err(TokenError::TokenAbsent)
     }
@@ -641,9 +644,10 @@ impl TokenService {
                 h.pool.submit(|state: &mut SessionState| {
                     let mut login = lock(&state.login.inner);
                     if login.logged_in_at.take().is_some()
-                        && let Some((s, _)) = &state.session {
-                            let _ = s.logout();
-                        }
+                        && let Some((s, _)) = &state.session
+                    {
+                        let _ = s.logout();
+                    }
                     Ok(())
                 })
             })
