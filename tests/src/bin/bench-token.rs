@@ -10,7 +10,7 @@
 //! its own session; the token layer gets `threads` sessions and a client that keeps several
 //! requests in flight (as the daemon does with concurrent requests).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -114,7 +114,7 @@ fn digest() -> Vec<u8> {
 }
 
 /// Raw cryptoki: one session per thread, one login, sign in a loop.
-fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
+fn raw(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
     let ctx = Pkcs11::new(module)?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(())
@@ -194,10 +194,10 @@ fn raw(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Res
 }
 
 /// Segel's token layer: `threads` sessions, several requests in flight.
-fn layer(module: &PathBuf, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
+fn layer(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
     let service = TokenService::start(
         &[ModuleSpec {
-            path: module.clone(),
+            path: module.to_path_buf(),
             source: ModuleSource::CommandLine,
         }],
         ServiceOptions {
