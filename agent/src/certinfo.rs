@@ -103,7 +103,8 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_else(|_| format!("{odt}"))
 }
 
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+/// Big-endian integer bytes without leading zeros (tokens differ in how they pad moduli).
+pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     &bytes[first..]
 }

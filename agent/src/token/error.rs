@@ -156,6 +156,12 @@ fn from_rv(rv: RvError, function: Function) -> TokenError {
     }
 }
 
+/// True when a cryptoki error means the token or the connection to it is gone (the same
+/// classification as `TokenError::is_connection_lost`).
+pub(crate) fn is_connection_lost(err: &CkError) -> bool {
+    matches!(err, CkError::Pkcs11(rv, function) if from_rv(*rv, *function).is_connection_lost())
+}
+
 /// True for return values that mean "this mechanism or key function is refused", so a
 /// caller may fall back to another mechanism.
 pub(crate) fn is_refusal(err: &CkError) -> bool {

@@ -9,7 +9,7 @@ use cryptoki::slot::{Slot, TokenInfo};
 use serde::Serialize;
 
 use super::error::TokenError;
-use crate::certinfo::{CertInfo, PublicKey, Usage};
+use crate::certinfo::{CertInfo, PublicKey, Usage, strip_leading_zeros};
 
 /// Flags of a token that matter to a user (PKCS#11 v2.40 §3.2, CK_TOKEN_INFO).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -126,11 +126,6 @@ pub struct CertificateEntry {
     pub(crate) token_ref: super::TokenRef,
 }
 
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-    &b[i..]
-}
-
 /// CKA_EC_POINT is a DER OCTET STRING holding the point (PKCS#11 v2.40 §2.3.3); some
 /// tokens return the bare point. Accept both.
 pub(crate) fn unwrap_ec_point(raw: &[u8]) -> Vec<u8> {
@@ -224,7 +219,7 @@ fn private_key_matches(cert: &CertInfo, key: &KeyObject) -> Option<bool> {
         (PublicKey::Rsa { modulus, .. }, Some(KeyType::RSA)) => key
             .modulus
             .as_ref()
-            .map(|m| strip_zeros(m) == strip_zeros(modulus)),
+            .map(|m| strip_leading_zeros(m) == strip_leading_zeros(modulus)),
         (PublicKey::Ec { .. }, Some(KeyType::EC)) => None,
         _ => Some(false),
     }
@@ -248,7 +243,7 @@ pub(crate) fn key_for_certificate<'k>(
 fn public_key_matches(cert: &CertInfo, id: &[u8], key: &PublicKeyObject) -> bool {
     let same_key = match &cert.public_key {
         PublicKey::Rsa { modulus, .. } => {
-            key.modulus.as_deref().map(strip_zeros) == Some(strip_zeros(modulus))
+            key.modulus.as_deref().map(strip_leading_zeros) == Some(strip_leading_zeros(modulus))
         }
         PublicKey::Ec { point, .. } => key.ec_point.as_deref() == Some(point.as_slice()),
         PublicKey::Other { .. } => false,

@@ -13,7 +13,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use zeroize::Zeroizing;
 
-use super::error::{TokenError, is_refusal};
+use super::error::{TokenError, is_connection_lost, is_refusal};
 use super::unpad::{
     ImplicitRejectionKey, OaepHash, oaep_unpad, pkcs1v15_unpad_fixed, pkcs1v15_unpad_implicit,
 };
@@ -305,7 +305,7 @@ pub(crate) fn rsa_decrypt(
             DecryptPadding::Pkcs1v15 {
                 expected_len: Some(n),
             },
-        ) if !is_connection(&e) => Ok(random_bytes(n)),
+        ) if !is_connection_lost(&e) => Ok(random_bytes(n)),
         (Err(e), _) => Err(connection_or_failure(e)),
     }
 }
@@ -315,17 +315,6 @@ fn random_bytes(n: usize) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(vec![0u8; n]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut out);
     out
-}
-
-fn is_connection(e: &cryptoki::error::Error) -> bool {
-    TokenError::from(clone_error(e)).is_connection_lost()
-}
-
-fn clone_error(e: &cryptoki::error::Error) -> cryptoki::error::Error {
-    match e {
-        cryptoki::error::Error::Pkcs11(rv, f) => cryptoki::error::Error::Pkcs11(*rv, *f),
-        _ => cryptoki::error::Error::NotSupported,
-    }
 }
 
 /// Connection losses keep their cause; everything else is the one decryption failure.

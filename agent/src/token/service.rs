@@ -381,45 +381,16 @@ impl TokenService {
 
     /// Every certificate on every token, tied to its private key where one is found.
     pub fn certificates(&self) -> Reply<Vec<CertificateEntry>> {
-        let this = self.clone();
-        spawn_once("segel-certs", move || {
-            scan(&this.inner)?;
-            let handles: Vec<(TokenRef, Arc<TokenHandle>)> = lock(&this.inner.tokens)
-                .iter()
-                .map(|(r, h)| (r.clone(), Arc::clone(h)))
-                .collect();
-            // Ask every token at once; each answers on its own worker.
-            let replies: Vec<_> = handles
-                .into_iter()
-                .map(|(token_ref, handle)| {
-                    let desc = lock(&handle.description).clone();
-                    handle.pool.submit(move |state: &mut SessionState| {
-                        state.run(|state| {
-                            inventory::certificates(state.session()?, &desc, token_ref)
-                        })
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for reply in replies {
-                match reply.wait() {
-                    Ok(certs) => all.extend(certs),
-                    Err(e) if e.is_connection_lost() => {
-                        tracing::warn!("token went away while listing: {e}")
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(all)
-        })
+        let inner = Arc::clone(&self.inner);
+        spawn_once("segel-certs", move || list_certificates(&inner))
     }
 
     /// Find the one certificate a selector names.
     pub fn find_certificate(&self, selector: &CertSelector) -> Reply<CertificateEntry> {
-        let this = self.clone();
+        let inner = Arc::clone(&self.inner);
         let selector = selector.clone();
         spawn_once("segel-find", move || {
-            let certs = this.certificates().wait()?;
+            let certs = list_certificates(&inner)?;
             let matches: Vec<CertificateEntry> = certs
                 .into_iter()
                 .filter(|c| match &selector {
@@ -485,6 +456,42 @@ impl TokenService {
         Ok(())
     }
 
+    /// Checks shared by every signing path: certificate validity and usage, the scheme,
+    /// and the token's worker handle.
+    fn prepare_signing(
+        &self,
+        cert: &CertificateEntry,
+        request: &SignRequest,
+    ) -> Result<(SignScheme, Arc<TokenHandle>), TokenError> {
+        Self::check_signing_certificate(cert)?;
+        let scheme = Self::scheme_for(cert, request.scheme)?;
+        Ok((scheme, self.handle(&cert.token_ref)?))
+    }
+
+    /// Queue a signature over a digest on the token's workers.
+    fn submit_digest_signature(
+        handle: &TokenHandle,
+        cert: &CertificateEntry,
+        scheme: SignScheme,
+        hash: HashAlg,
+        digest: Vec<u8>,
+        pin: Arc<dyn PinSource>,
+    ) -> Reply<Vec<u8>> {
+        if !handle.mechanisms.contains(&ops::bare_mechanism(scheme)) {
+            return Reply::ready(Err(TokenError::MechanismUnsupported(format!(
+                "{scheme:?} over a precomputed hash (only combined hash-and-sign mechanisms); sign the whole message instead"
+            ))));
+        }
+        let cert = cert.clone();
+        handle.pool.submit(move |state: &mut SessionState| {
+            state.run(|state| {
+                state.ensure_login(&pin)?;
+                let key = state.key_for(&cert)?;
+                ops::sign_digest(state.session()?, key, scheme, hash, &digest)
+            })
+        })
+    }
+
     /// Sign a digest computed by the caller.
     pub fn sign_digest(
         &self,
@@ -493,30 +500,12 @@ impl TokenService {
         digest: Vec<u8>,
         pin: Arc<dyn PinSource>,
     ) -> Reply<Vec<u8>> {
-        let prepared = (|| {
-            Self::check_signing_certificate(cert)?;
-            let scheme = Self::scheme_for(cert, request.scheme)?;
-            let handle = self.handle(&cert.token_ref)?;
-            if !handle.mechanisms.contains(&ops::bare_mechanism(scheme)) {
-                return Err(TokenError::MechanismUnsupported(format!(
-                    "{scheme:?} over a precomputed hash (only combined hash-and-sign mechanisms); sign the whole message instead"
-                )));
+        match self.prepare_signing(cert, request) {
+            Ok((scheme, handle)) => {
+                Self::submit_digest_signature(&handle, cert, scheme, request.hash, digest, pin)
             }
-            Ok((scheme, handle))
-        })();
-        let (scheme, handle) = match prepared {
-            Ok(p) => p,
-            Err(e) => return Reply::ready(Err(e)),
-        };
-        let cert = cert.clone();
-        let hash = request.hash;
-        handle.pool.submit(move |state: &mut SessionState| {
-            state.run(|state| {
-                state.ensure_login(&pin)?;
-                let key = state.key_for(&cert)?;
-                ops::sign_digest(state.session()?, key, scheme, hash, &digest)
-            })
-        })
+            Err(e) => Reply::ready(Err(e)),
+        }
     }
 
     /// Sign a whole message read from `path`: hash in software and sign the digest where the
@@ -528,13 +517,7 @@ impl TokenService {
         path: std::path::PathBuf,
         pin: Arc<dyn PinSource>,
     ) -> Reply<Vec<u8>> {
-        let prepared = (|| {
-            Self::check_signing_certificate(cert)?;
-            let scheme = Self::scheme_for(cert, request.scheme)?;
-            let handle = self.handle(&cert.token_ref)?;
-            Ok((scheme, handle))
-        })();
-        let (scheme, handle) = match prepared {
+        let (scheme, handle) = match self.prepare_signing(cert, request) {
             Ok(p) => p,
             Err(e) => return Reply::ready(Err(e)),
         };
@@ -547,7 +530,7 @@ impl TokenService {
                 Ok(d) => d,
                 Err(e) => return Reply::ready(Err(e)),
             };
-            return self.sign_digest(cert, request, digest, pin);
+            return Self::submit_digest_signature(&handle, cert, scheme, request.hash, digest, pin);
         }
         if !handle
             .mechanisms
@@ -656,6 +639,36 @@ impl TokenService {
             let _ = r.wait();
         }
     }
+}
+
+/// Rescan, then ask every token for its certificates at once (each answers on its own
+/// worker). Runs on a scan thread.
+fn list_certificates(inner: &Arc<Inner>) -> Result<Vec<CertificateEntry>, TokenError> {
+    scan(inner)?;
+    let handles: Vec<(TokenRef, Arc<TokenHandle>)> = lock(&inner.tokens)
+        .iter()
+        .map(|(r, h)| (r.clone(), Arc::clone(h)))
+        .collect();
+    let replies: Vec<_> = handles
+        .into_iter()
+        .map(|(token_ref, handle)| {
+            let desc = lock(&handle.description).clone();
+            handle.pool.submit(move |state: &mut SessionState| {
+                state.run(|state| inventory::certificates(state.session()?, &desc, token_ref))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for reply in replies {
+        match reply.wait() {
+            Ok(certs) => all.extend(certs),
+            Err(e) if e.is_connection_lost() => {
+                tracing::warn!("token went away while listing: {e}")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
 }
 
 /// Hash a reader in software.
