@@ -11,6 +11,14 @@
 //! search_modules = true
 //! # log level: error, warn, info, debug, trace
 //! log = "warn"
+//! # trust anchors for vendors' certificates (files or folders, PEM or DER), besides the
+//! # folder $XDG_CONFIG_HOME/segel/trust/
+//! trust_anchors = ["/etc/ssl/bsre/root.pem"]
+//!
+//! [procurement]
+//! # the portal's file rules: names of at most 40 characters without / \ , : ' " + - ( ),
+//! # unique in one submission (default true)
+//! file_rules = true
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,6 +51,11 @@ impl Paths {
     pub fn config_file(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }
+
+    /// Folder of trust anchors read on every run.
+    pub fn trust_dir(&self) -> PathBuf {
+        self.config_dir.join("trust")
+    }
 }
 
 /// The configuration file's contents.
@@ -55,6 +68,25 @@ pub struct Config {
     pub search_modules: bool,
     #[serde(default)]
     pub log: Option<String>,
+    #[serde(default)]
+    pub trust_anchors: Vec<PathBuf>,
+    #[serde(default)]
+    pub procurement: Procurement,
+}
+
+/// The procurement site's rules (a switchable site policy).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procurement {
+    /// File names: at most 40 characters, no forbidden symbols, unique per submission.
+    #[serde(default = "default_true")]
+    pub file_rules: bool,
+}
+
+impl Default for Procurement {
+    fn default() -> Self {
+        Procurement { file_rules: true }
+    }
 }
 
 impl Default for Config {
@@ -63,6 +95,8 @@ impl Default for Config {
             modules: Vec::new(),
             search_modules: true,
             log: None,
+            trust_anchors: Vec::new(),
+            procurement: Procurement::default(),
         }
     }
 }
@@ -116,6 +150,13 @@ mod tests {
         let c = Config::parse("modules = [\"/a.so\"]\n").unwrap();
         assert_eq!(c.modules, vec![PathBuf::from("/a.so")]);
         assert!(c.search_modules);
+    }
+
+    #[test]
+    fn file_rules_default_on_and_can_be_switched_off() {
+        assert!(Config::parse("").unwrap().procurement.file_rules);
+        let c = Config::parse("[procurement]\nfile_rules = false\n").unwrap();
+        assert!(!c.procurement.file_rules);
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //! Every listing has `--json`. Errors print a clear message (or, with `--json`, a JSON
 //! object `{"error": {"code", "message"}}`) and exit non-zero.
 
+mod bidkeys;
 mod certs;
 mod decrypt;
 pub mod demo;
+mod open;
 mod output;
+mod seal;
 mod sign;
 mod tokens;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,8 +65,14 @@ pub enum Command {
     Tokens(tokens::Args),
     /// List certificates on the tokens, with what their keys can do.
     Certs(certs::Args),
-    /// Sign a file with a token key.
+    /// Sign a file with a token key (raw signature or CMS).
     Sign(sign::Args),
+    /// Verify a CMS signature: signer, signing time, chain, validity, key usage.
+    Verify(verify::Args),
+    /// Sign bid files and encrypt them to the procurement committee (`.p7m`).
+    Seal(seal::Args),
+    /// Open sealed bids with one PIN entry and write the opening report.
+    Open(open::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
     /// Run Segel's main job on demo key files, with no hardware.
@@ -124,14 +134,17 @@ pub fn run(cli: Cli) -> i32 {
         config,
     };
     let result = match &cli.command {
-        Command::Tokens(args) => tokens::run(&ctx, args),
-        Command::Certs(args) => certs::run(&ctx, args),
-        Command::Sign(args) => sign::run(&ctx, args),
-        Command::Decrypt(args) => decrypt::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx, args),
+        Command::Tokens(args) => tokens::run(&ctx, args).map(|()| 0),
+        Command::Certs(args) => certs::run(&ctx, args).map(|()| 0),
+        Command::Sign(args) => sign::run(&ctx, args).map(|()| 0),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Seal(args) => seal::run(&ctx, args),
+        Command::Open(args) => open::run(&ctx, args),
+        Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
+        Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
     };
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => output::report_error(&e, json),
     }
 }

@@ -25,3 +25,16 @@ pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
     tmp.persist(dest).map_err(|e| CmsError::Io(e.error))?;
     Ok(())
 }
+
+/// Flush to disk and rename to `dest`, failing if `dest` appeared meanwhile (never replaces a
+/// file, e.g. an earlier opening's plaintext).
+pub(crate) fn persist_new(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(dest).map_err(|e| {
+        CmsError::Io(std::io::Error::new(
+            e.error.kind(),
+            format!("cannot create {}: {}", dest.display(), e.error),
+        ))
+    })?;
+    Ok(())
+}

@@ -618,6 +618,18 @@ impl TokenService {
         })
     }
 
+    /// Log in to the token holding `cert` now, before a batch of operations (opening many bids
+    /// with one PIN entry): a wrong or missing PIN then fails the batch up front.
+    pub fn login(&self, cert: &CertificateEntry, pin: Arc<dyn PinSource>) -> Reply<()> {
+        let handle = match self.handle(&cert.token_ref) {
+            Ok(h) => h,
+            Err(e) => return Reply::ready(Err(e)),
+        };
+        handle
+            .pool
+            .submit(move |state: &mut SessionState| state.run(|state| state.ensure_login(&pin)))
+    }
+
     /// Log out of every token (end of a CLI run, or when a daemon operation is over).
     pub fn logout_all(&self) {
         let handles: Vec<Arc<TokenHandle>> = lock(&self.inner.tokens).values().cloned().collect();

@@ -32,6 +32,8 @@ pub(crate) fn seal(
     let out = dir.path().join("penawaran.pdf.p7m");
     let rs: Vec<Recipient> = to.iter().map(|n| recipient(n)).collect();
     seal_file(&signer(vendor), &rs, &input, &out, opts).unwrap();
+    // The bid opens to this name in the same folder; opening never replaces a file.
+    std::fs::remove_file(&input).unwrap();
     (dir, out)
 }
 
@@ -69,10 +71,15 @@ fn empty_and_block_sized_bids_round_trip() {
             &["pokja-rsa2048"],
             &SealOptions::default(),
         );
-        let (rep, path) =
-            open_file(&decrypter("pokja-rsa2048"), &sealed, dir.path(), &trust()).unwrap();
+        let out = dir.path().join("opened");
+        std::fs::create_dir(&out).unwrap();
+        let (rep, path) = open_file(&decrypter("pokja-rsa2048"), &sealed, &out, &trust()).unwrap();
         assert!(rep.ok());
-        assert_eq!(std::fs::read(path).unwrap(), data);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // Opening again never replaces the plaintext already there.
+        let again = open_file(&decrypter("pokja-rsa2048"), &sealed, &out, &trust()).unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 }
 
