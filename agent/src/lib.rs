@@ -14,6 +14,7 @@ pub mod certinfo;
 pub mod cli;
 pub mod cms;
 pub mod config;
+pub mod enroll;
 pub mod pin;
 pub mod protocol;
 pub mod token;

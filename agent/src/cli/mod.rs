@@ -7,8 +7,11 @@ mod bidkeys;
 mod certs;
 mod decrypt;
 pub mod demo;
+mod enroll;
+mod import_cert;
 mod open;
 mod output;
+mod pin_cmd;
 mod seal;
 mod sign;
 mod tokens;
@@ -75,6 +78,13 @@ pub enum Command {
     Open(open::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
+    /// Make a key pair on a token and a certificate request (PKCS#10) for the CA.
+    Enroll(enroll::Args),
+    /// Import the certificate issued for a key (and its chain) onto the token.
+    ImportCert(import_cert::Args),
+    /// PIN status, change and unblock.
+    #[command(subcommand)]
+    Pin(pin_cmd::PinCommand),
     /// Run Segel's main job on demo key files, with no hardware.
     Demo(demo::Args),
 }
@@ -141,6 +151,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Seal(args) => seal::run(&ctx, args),
         Command::Open(args) => open::run(&ctx, args),
         Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
+        Command::Enroll(args) => enroll::run(&ctx, args).map(|()| 0),
+        Command::ImportCert(args) => import_cert::run(&ctx, args).map(|()| 0),
+        Command::Pin(cmd) => pin_cmd::run(&ctx, cmd).map(|()| 0),
         Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
     };
     match result {
