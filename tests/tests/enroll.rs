@@ -218,6 +218,23 @@ fn enrolled_key_gets_its_certificate_and_signs_to_the_root() -> Result<()> {
         "/dev/null",
     ])?;
 
+    // The key with its certificate cannot be deleted; a key without one (an unanswered
+    // request) can.
+    let key_id = row["id"].as_str().context("id")?.to_owned();
+    let out = env.run(&["delete-key", "--token", "kunci", "--id", &key_id])?;
+    ensure!(error_code(&out)? == "BAD_REQUEST", "{out:?}");
+    ensure!(String::from_utf8_lossy(&out.stdout).contains("old bids"));
+    let spare_csr = s(&env.path("spare.csr"));
+    let mut spare = vec!["enroll", "--token", "kunci", "--key", "p256"];
+    spare.extend(APPLICANT);
+    spare.extend(["--label", "spare", "--out", &spare_csr]);
+    let v = ok_json(&env.run(&spare)?)?;
+    let spare_id = v["key_id"].as_str().context("key_id")?.to_owned();
+    let v = ok_json(&env.run(&["delete-key", "--token", "kunci", "--id", &spare_id])?)?;
+    ensure!(v["objects_removed"] == 2, "{v}");
+    let out = env.run(&["delete-key", "--token", "kunci", "--id", &spare_id])?;
+    ensure!(error_code(&out)? == "KEY_NOT_FOUND");
+
     // A certificate issued for another key is refused, and a corrupt file is named.
     let other = s(&fixture("vendor-rsa2048")?.cert_pem_path);
     let out = env.run(&["import-cert", "--token", "kunci", &other])?;

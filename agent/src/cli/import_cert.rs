@@ -122,3 +122,35 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
         CliError::from,
     ))
 }
+
+/// `segel delete-key`: remove a key pair that has no certificate (e.g. a request never
+/// answered). Keys with a certificate are kept.
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// The token (its label).
+    #[arg(long, value_name = "LABEL")]
+    pub token: String,
+    /// The key's CKA_ID in hex (`key_id` from `segel enroll --json`, `id` in `segel certs`).
+    #[arg(long, value_name = "HEX")]
+    pub id: String,
+}
+
+pub fn delete(ctx: &Context, args: &DeleteArgs) -> Result<(), CliError> {
+    let id = hex::decode(args.id.trim())
+        .map_err(|_| CliError::bad_request(format!("{:?} is not a hex key id", args.id)))?;
+    let service = ctx.token_service()?;
+    let mut admin = service.admin(&args.token)?;
+    admin.login(ctx.pin_source().as_ref())?;
+    let removed = admin.delete_key(&id)?;
+    if ctx.global.json {
+        print_json(
+            &serde_json::json!({"token": args.token, "key_id": args.id, "objects_removed": removed}),
+        )
+    } else {
+        println!(
+            "Deleted key {} ({removed} objects) from token {:?}.",
+            args.id, args.token
+        );
+        Ok(())
+    }
+}

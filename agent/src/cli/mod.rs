@@ -82,6 +82,8 @@ pub enum Command {
     Enroll(enroll::Args),
     /// Import the certificate issued for a key (and its chain) onto the token.
     ImportCert(import_cert::Args),
+    /// Delete a key pair that has no certificate.
+    DeleteKey(import_cert::DeleteArgs),
     /// PIN status, change and unblock.
     #[command(subcommand)]
     Pin(pin_cmd::PinCommand),
@@ -153,6 +155,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
         Command::Enroll(args) => enroll::run(&ctx, args).map(|()| 0),
         Command::ImportCert(args) => import_cert::run(&ctx, args).map(|()| 0),
+        Command::DeleteKey(args) => import_cert::delete(&ctx, args).map(|()| 0),
         Command::Pin(cmd) => pin_cmd::run(&ctx, cmd).map(|()| 0),
         Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
     };

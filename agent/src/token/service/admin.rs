@@ -517,6 +517,45 @@ impl TokenAdmin {
         result
     }
 
+    /// Delete a key pair (by CKA_ID) that has no certificate. A key with a certificate is
+    /// refused: an encryption key may still be needed to open old bids, a signing key is the
+    /// vendor's identity until the certificate is removed with the token vendor's tools.
+    pub fn delete_key(&mut self, id: &[u8]) -> Result<usize, TokenError> {
+        self.writable()?;
+        let with_id = |class| {
+            self.session
+                .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+        };
+        if let Some(&cert) = with_id(ObjectClass::CERTIFICATE)?.first() {
+            let subject = self
+                .session
+                .get_attributes(cert, &[AttributeType::Value])?
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::Value(v) => CertInfo::from_der(&v).ok().map(|c| c.subject),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "a certificate".to_owned());
+            return Err(TokenError::BadRequest(format!(
+                "key {} still has the certificate {subject}; it is kept (it may be needed to open old bids)",
+                hex::encode(id)
+            )));
+        }
+        let mut objects = with_id(ObjectClass::PRIVATE_KEY)?;
+        if objects.is_empty() {
+            return Err(TokenError::KeyNotFound(format!(
+                "id {} on token {:?}",
+                hex::encode(id),
+                self.description.label
+            )));
+        }
+        objects.extend(with_id(ObjectClass::PUBLIC_KEY)?);
+        for o in &objects {
+            self.session.destroy_object(*o)?;
+        }
+        Ok(objects.len())
+    }
+
     /// Whether a key type can be generated here (from the token's mechanism list).
     pub fn can_generate(&self, spec: KeySpec) -> Result<bool, TokenError> {
         let want = match spec {
