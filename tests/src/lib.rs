@@ -13,5 +13,6 @@ pub mod openssl;
 pub mod p11kit;
 pub mod run;
 pub mod segel;
+pub mod shim;
 pub mod softhsm;
 pub mod spy;
