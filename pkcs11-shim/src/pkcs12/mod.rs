@@ -7,6 +7,7 @@
 
 mod ber;
 mod pbe;
+pub mod write;
 
 use der::asn1::{BmpString, OctetString};
 use der::{Decode, Encode};
