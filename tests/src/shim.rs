@@ -320,6 +320,49 @@ impl Keystore {
         Ok(path)
     }
 
+    /// Writes one key file `keys/LABEL.p12` holding every fixture in `fixture_names` (key and
+    /// certificate with `localKeyId` = i+1 and `friendlyName` = the fixture name, like
+    /// [`crate::softhsm::SoftHsm::import_fixture`] with ids 01, 02, …), with the module's own
+    /// PKCS#12 writer. `iterations` is the PBKDF2/MAC count (low in tests: each login pays it).
+    pub fn add_fixtures(
+        &self,
+        label: &str,
+        fixture_names: &[&str],
+        passphrase: &str,
+        iterations: u32,
+    ) -> Result<PathBuf> {
+        use segel_pkcs11::pkcs12::write::{CertToWrite, KeyToWrite, build};
+        let mut loaded = Vec::new();
+        for (i, name) in fixture_names.iter().enumerate() {
+            let f = fixtures::fixture(name)?;
+            let (_, doc) = pkcs8::SecretDocument::from_pem(&f.key_pem)
+                .map_err(|e| anyhow!("{name}: key PEM: {e}"))?;
+            let id = u8::try_from(i + 1).context("too many fixtures")?;
+            loaded.push((f, doc, [id]));
+        }
+        let keys: Vec<KeyToWrite<'_>> = loaded
+            .iter()
+            .map(|(f, doc, id)| KeyToWrite {
+                pkcs8_der: doc.as_bytes(),
+                local_key_id: id,
+                friendly_name: Some(&f.name),
+            })
+            .collect();
+        let certs: Vec<CertToWrite<'_>> = loaded
+            .iter()
+            .map(|(f, _, id)| CertToWrite {
+                der: &f.cert_der,
+                local_key_id: Some(id),
+                friendly_name: Some(&f.name),
+            })
+            .collect();
+        let pass = secrecy::SecretString::from(passphrase.to_owned());
+        let der = build(&keys, &certs, &pass, iterations).map_err(|e| anyhow!("{e}"))?;
+        let path = self.file(label);
+        std::fs::write(&path, der)?;
+        Ok(path)
+    }
+
     /// What a process loading the module needs.
     pub fn envs(&self) -> Envs {
         vec![
