@@ -57,7 +57,7 @@ pub struct CertEntry {
 }
 
 /// A decrypted private key bag (PKCS#8 `PrivateKeyInfo` DER, wiped on drop).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub pkcs8_der: Zeroizing<Vec<u8>>,
     pub local_key_id: Option<Vec<u8>>,
@@ -74,7 +74,7 @@ pub struct Inspection {
 }
 
 /// Everything inside the file, after [`open`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Contents {
     pub keys: Vec<KeyEntry>,
     pub certs: Vec<CertEntry>,
@@ -128,6 +128,34 @@ pub fn inspect(data: &[u8]) -> Result<Inspection, Pkcs12Error> {
         }
     }
     Ok(out)
+}
+
+/// Writes `contents` as a new file protected by `passphrase` (see [`write`]). Keys without a
+/// localKeyId keep none; CRL and secret bags of the original are not carried over.
+pub fn build(
+    contents: &Contents,
+    passphrase: &SecretString,
+    iterations: u32,
+) -> Result<Vec<u8>, Pkcs12Error> {
+    let keys: Vec<write::KeyToWrite<'_>> = contents
+        .keys
+        .iter()
+        .map(|k| write::KeyToWrite {
+            pkcs8_der: &k.pkcs8_der,
+            local_key_id: k.local_key_id.as_deref(),
+            friendly_name: k.friendly_name.as_deref(),
+        })
+        .collect();
+    let certs: Vec<write::CertToWrite<'_>> = contents
+        .certs
+        .iter()
+        .map(|c| write::CertToWrite {
+            der: &c.der,
+            local_key_id: c.local_key_id.as_deref(),
+            friendly_name: c.friendly_name.as_deref(),
+        })
+        .collect();
+    write::build(&keys, &certs, passphrase, iterations)
 }
 
 /// Checks the MAC with `passphrase` and decrypts every bag.

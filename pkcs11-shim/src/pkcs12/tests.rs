@@ -46,7 +46,7 @@ fn written_file_opens_with_its_passphrase_only_and_keeps_ids_names_and_certifica
     let file = write::build(
         &[write::KeyToWrite {
             pkcs8_der: pkcs8.as_bytes(),
-            local_key_id: b"\x01\x02",
+            local_key_id: Some(b"\x01\x02"),
             friendly_name: Some("Budi ü"),
         }],
         &[write::CertToWrite {

@@ -33,7 +33,7 @@ const SHA256: der::oid::ObjectIdentifier =
 #[derive(Debug)]
 pub struct KeyToWrite<'a> {
     pub pkcs8_der: &'a [u8],
-    pub local_key_id: &'a [u8],
+    pub local_key_id: Option<&'a [u8]>,
     pub friendly_name: Option<&'a str>,
 }
 
@@ -145,7 +145,7 @@ pub fn build(
         key_bags.push(pkcs12::safe_bag::SafeBag {
             bag_id: pkcs12::PKCS_12_PKCS8_KEY_BAG_OID,
             bag_value: shroud(k.pkcs8_der, password, iterations)?,
-            bag_attributes: attributes(Some(k.local_key_id), k.friendly_name)?,
+            bag_attributes: attributes(k.local_key_id, k.friendly_name)?,
         });
     }
     let mut safes = Vec::new();
