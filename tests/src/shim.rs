@@ -344,7 +344,7 @@ impl Keystore {
             .iter()
             .map(|(f, doc, id)| KeyToWrite {
                 pkcs8_der: doc.as_bytes(),
-                local_key_id: id,
+                local_key_id: Some(id),
                 friendly_name: Some(&f.name),
             })
             .collect();

@@ -22,6 +22,15 @@ fn s(p: &Path) -> String {
 /// Signs `data` on token `label` with `pkcs11-tool --sign -m MECH` and verifies the signature
 /// with OpenSSL against the fixture's certificate.
 fn sign_with_pkcs11_tool(ks: &Keystore, label: &str, fixture_name: &str) -> Result<()> {
+    sign_with_pkcs11_tool_pin(ks, label, fixture_name, PIN)
+}
+
+fn sign_with_pkcs11_tool_pin(
+    ks: &Keystore,
+    label: &str,
+    fixture_name: &str,
+    pin: &str,
+) -> Result<()> {
     let f = fixture(fixture_name)?;
     let data = ks.dir().join(format!("{label}.data"));
     let sig = ks.dir().join(format!("{label}.sig"));
@@ -37,7 +46,7 @@ fn sign_with_pkcs11_tool(ks: &Keystore, label: &str, fixture_name: &str) -> Resu
         label,
         "--login",
         "--pin",
-        PIN,
+        pin,
         "--sign",
         "-m",
         mech,
@@ -423,4 +432,407 @@ fn openssl_rc4(ks: &Keystore) -> Result<bool> {
         &[],
     )?;
     Ok(out.status.success())
+}
+
+const SO_PIN: &str = "petugas-SO-2025";
+const NEW_PIN: &str = "sandi baru 2026!";
+
+/// The ID (`0x…`) of the blank slot pkcs11-tool lists for the keystore folder.
+fn blank_slot(ks: &Keystore) -> Result<String> {
+    let listing = ks.pkcs11_tool(&["-L"])?;
+    listing
+        .lines()
+        .find(|l| l.contains("Segel new key file in"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(')').next())
+        .map(str::to_owned)
+        .with_context(|| format!("no blank slot listed:\n{listing}"))
+}
+
+/// `pkcs11-tool ARGS` expected to fail with `rv` in its error output.
+fn fails_with(ks: &Keystore, args: &[&str], rv: &str) -> Result<()> {
+    let out = ks.pkcs11_tool_output(args)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && err.contains(rv),
+        "{args:?}: expected {rv}, got {err}"
+    );
+    Ok(())
+}
+
+/// A certificate from the test CA for the token key `id_hex`, through a CSR that OpenSSL signs
+/// with that key via pkcs11-provider (the enrolment a vendor does with a real CA).
+fn certify(ks: &Keystore, pin: &str, id_hex: &str, cn: &str) -> Result<std::path::PathBuf> {
+    let provider = OpenSslProvider::new(&module_path()?, pin, ks.envs())?;
+    let csr = ks.dir().join(format!("{id_hex}.csr"));
+    let cert = ks.dir().join(format!("{id_hex}.crt.der"));
+    let out = provider.openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &format!("pkcs11:token=budi;id=%{id_hex};type=private"),
+        "-subj",
+        &format!("/CN={cn}/O=PT Maju Jaya/C=ID"),
+        "-out",
+        &s(&csr),
+    ])?;
+    ensure!(
+        out.status.success(),
+        "CSR: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    openssl(&["req", "-in", &s(&csr), "-verify", "-noout"])?;
+    let ca = fixture("issuing-ca")?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca.cert_pem_path),
+        "-CAkey",
+        &s(&ca.key_path),
+        "-days",
+        "30",
+        "-outform",
+        "DER",
+        "-out",
+        &s(&cert),
+    ])?;
+    Ok(cert)
+}
+
+#[test]
+fn enrolment_with_pkcs11_tool_writes_a_pkcs12_that_openssl_reads_with_the_changed_passphrase()
+-> Result<()> {
+    let ks = Keystore::new()?;
+    let slot = blank_slot(&ks)?;
+    // The blank token is not initialised: no user PIN, no key file yet.
+    fails_with(
+        &ks,
+        &["--slot", &slot, "--login", "--pin", PIN, "-O"],
+        "CKR_USER_PIN_NOT_INITIALIZED",
+    )?;
+    ks.pkcs11_tool(&[
+        "--slot",
+        &slot,
+        "--init-token",
+        "--label",
+        "budi",
+        "--so-pin",
+        SO_PIN,
+        "--init-pin",
+        "--pin",
+        PIN,
+    ])?;
+    let file = ks.file("budi");
+    ensure!(file.exists(), "C_InitPIN wrote no key file");
+    // Keys of every supported kind, each written into the file as it is made.
+    for (key_type, id) in [
+        ("EC:prime256v1", "01"),
+        ("rsa:3072", "02"),
+        ("EC:secp384r1", "03"),
+        ("rsa:2048", "04"),
+    ] {
+        let out = ks.pkcs11_tool(&[
+            "--token-label",
+            "budi",
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            key_type,
+            "--id",
+            id,
+            "--label",
+            &format!("budi-{id}"),
+        ])?;
+        ensure!(out.contains("Key pair generated"), "{key_type}: {out}");
+    }
+    for (id, cn) in [("01", "Budi EC"), ("02", "Budi RSA")] {
+        let cert = certify(&ks, PIN, id, cn)?;
+        // A different --id on purpose: the public key decides which key the certificate joins.
+        ks.pkcs11_tool(&[
+            "--token-label",
+            "budi",
+            "--login",
+            "--pin",
+            PIN,
+            "--write-object",
+            &s(&cert),
+            "--type",
+            "cert",
+            "--id",
+            "ee",
+        ])?;
+    }
+    // Certificates are readable before login and carry their key's CKA_ID.
+    let public = ks.pkcs11_tool(&["--token-label", "budi", "-O"])?;
+    ensure!(
+        public.contains("subject:    DN: CN=Budi EC") && public.contains("ID:         01"),
+        "{public}"
+    );
+    ensure!(public.contains("ID:         02") && !public.contains("ID:         ee"));
+    ks.pkcs11_tool(&[
+        "--token-label",
+        "budi",
+        "--login",
+        "--pin",
+        PIN,
+        "--change-pin",
+        "--new-pin",
+        NEW_PIN,
+    ])?;
+    fails_with(
+        &ks,
+        &["--token-label", "budi", "--login", "--pin", PIN, "-O"],
+        "CKR_PIN_INCORRECT",
+    )?;
+
+    // OpenSSL reads the file with the new passphrase only, and sees what was promised.
+    let pkcs12_info = |pass: &str| {
+        segel_tests::run::run_output(
+            std::process::Command::new("openssl").args([
+                "pkcs12",
+                "-info",
+                "-nodes",
+                "-in",
+                &s(&file),
+                "-passin",
+                &format!("pass:{pass}"),
+            ]),
+            &[],
+        )
+    };
+    let out = pkcs12_info(NEW_PIN)?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // OpenSSL prints the structure on stderr and the bags on stdout.
+    let info = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shrouded =
+        "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256";
+    ensure!(info.matches(shrouded).count() == 4, "{info}");
+    ensure!(info.contains("MAC: sha256, Iteration 600000"), "{info}");
+    for id in ["01", "02", "03", "04"] {
+        ensure!(info.contains(&format!("localKeyID: {id} ")), "{id}: {info}");
+    }
+    ensure!(info.contains("subject=CN = Budi EC"), "{info}");
+    let old = pkcs12_info(PIN)?;
+    ensure!(
+        !old.status.success(),
+        "the old passphrase still opens the file"
+    );
+
+    // The enrolled key signs, and its certificate verifies the signature.
+    let f = ks.dir().join("01.crt.der");
+    let cert_pem = ks.dir().join("01.crt.pem");
+    openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        &s(&f),
+        "-out",
+        &s(&cert_pem),
+    ])?;
+    let data = ks.dir().join("doc");
+    let sig = ks.dir().join("doc.sig");
+    std::fs::write(&data, b"penawaran setelah enrolmen")?;
+    ks.pkcs11_tool(&[
+        "--token-label",
+        "budi",
+        "--login",
+        "--pin",
+        NEW_PIN,
+        "--sign",
+        "--id",
+        "01",
+        "-m",
+        "ECDSA-SHA256",
+        "--signature-format",
+        "openssl",
+        "-i",
+        &s(&data),
+        "-o",
+        &s(&sig),
+    ])?;
+    openssl::verify_raw(&cert_pem, &data, &sig, "sha256", false)?;
+    // Nothing but the key file is left in the folder (no temporary files).
+    let names: Vec<String> = std::fs::read_dir(ks.folder())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    ensure!(names == ["budi.p12"], "{names:?}");
+    Ok(())
+}
+
+#[test]
+fn enrolment_refuses_bad_requests_with_clear_errors_and_leaves_files_intact() -> Result<()> {
+    let ks = Keystore::new()?;
+    ks.add("ada", "vendor-p256", Writer::OpenSslAes, PIN)?;
+    let slot = blank_slot(&ks)?;
+    // An existing file is never re-initialised or overwritten.
+    fails_with(
+        &ks,
+        &[
+            "--slot",
+            &slot,
+            "--init-token",
+            "--label",
+            "ada",
+            "--so-pin",
+            SO_PIN,
+        ],
+        "CKR_FUNCTION_FAILED",
+    )?;
+    fails_with(
+        &ks,
+        &[
+            "--token-label",
+            "ada",
+            "--init-token",
+            "--label",
+            "ada",
+            "--so-pin",
+            SO_PIN,
+        ],
+        "CKR_FUNCTION_NOT_SUPPORTED",
+    )?;
+    // Passphrases shorter than 8 bytes are refused for new files.
+    fails_with(
+        &ks,
+        &[
+            "--slot",
+            &slot,
+            "--init-token",
+            "--label",
+            "baru",
+            "--so-pin",
+            SO_PIN,
+            "--init-pin",
+            "--pin",
+            "pendek",
+        ],
+        "CKR_PIN_LEN_RANGE",
+    )?;
+    ensure!(
+        !ks.file("baru").exists(),
+        "a file was written for a refused PIN"
+    );
+    // Unsupported key sizes and curves.
+    fails_with(
+        &ks,
+        &[
+            "--token-label",
+            "ada",
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "rsa:1024",
+        ],
+        "CKR_KEY_SIZE_RANGE",
+    )?;
+    fails_with(
+        &ks,
+        &[
+            "--token-label",
+            "ada",
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:secp256k1",
+        ],
+        "CKR_ATTRIBUTE_VALUE_INVALID",
+    )?;
+    // A wrong old passphrase changes nothing.
+    let before = std::fs::read(ks.file("ada"))?;
+    fails_with(
+        &ks,
+        &[
+            "--token-label",
+            "ada",
+            "--login",
+            "--pin",
+            PIN,
+            "--change-pin",
+            "--pin",
+            "salah-lama",
+            "--new-pin",
+            NEW_PIN,
+        ],
+        "CKR_PIN_INCORRECT",
+    )?;
+    ensure!(std::fs::read(ks.file("ada"))? == before, "file changed");
+    // A certificate without a key on the token (the CA) is stored unlinked; the key still signs.
+    let ca = fixture("issuing-ca")?;
+    ks.pkcs11_tool(&[
+        "--token-label",
+        "ada",
+        "--login",
+        "--pin",
+        PIN,
+        "--write-object",
+        &s(&ca.cert_der_path),
+        "--type",
+        "cert",
+    ])?;
+    let objects = ks.pkcs11_tool(&["--token-label", "ada", "--login", "--pin", PIN, "-O"])?;
+    ensure!(objects.contains("CN=Segel Test CA DS G1"), "{objects}");
+    sign_with_pkcs11_tool(&ks, "ada", "vendor-p256")?;
+    Ok(())
+}
+
+#[test]
+fn passphrase_changes_never_leave_a_moment_without_a_valid_key_file() -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ks = Keystore::new()?;
+    let file = ks.add("budi", "vendor-rsa2048", Writer::OpenSslAes, PIN)?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader = scope.spawn(|| -> Result<usize> {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) {
+                let bytes = std::fs::read(&file).context("key file missing")?;
+                segel_pkcs11::pkcs12::inspect(&bytes)
+                    .map_err(|e| anyhow::anyhow!("invalid key file seen: {e}"))?;
+                reads += 1;
+            }
+            Ok(reads)
+        });
+        let pins = [PIN, NEW_PIN, PIN, NEW_PIN];
+        for pair in pins.windows(2) {
+            let r = ks.pkcs11_tool(&[
+                "--token-label",
+                "budi",
+                "--login",
+                "--pin",
+                pair[0],
+                "--change-pin",
+                "--new-pin",
+                pair[1],
+            ]);
+            if r.is_err() {
+                done.store(true, Ordering::SeqCst);
+            }
+            r?;
+        }
+        done.store(true, Ordering::SeqCst);
+        let reads = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+        ensure!(reads > 10, "reader only looked {reads} times");
+        Ok(())
+    })?;
+    sign_with_pkcs11_tool_pin(&ks, "budi", "vendor-rsa2048", NEW_PIN)
 }
