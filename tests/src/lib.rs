@@ -7,11 +7,13 @@
 //! The harness tests itself in `tests/harness.rs`. External tools come from
 //! `scripts/install-test-deps`.
 
+pub mod backend;
 pub mod fixtures;
 pub mod isolate;
 pub mod openssl;
 pub mod p11kit;
 pub mod run;
 pub mod segel;
+pub mod shim;
 pub mod softhsm;
 pub mod spy;
