@@ -55,6 +55,9 @@ pub struct Config {
     pub search_modules: bool,
     #[serde(default)]
     pub log: Option<String>,
+    /// `[daemon]`: port, extension origins, allowed sites (see `server::policy`).
+    #[serde(default)]
+    pub daemon: crate::server::policy::DaemonConfig,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             modules: Vec::new(),
             search_modules: true,
             log: None,
+            daemon: Default::default(),
         }
     }
 }

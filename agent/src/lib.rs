@@ -13,4 +13,5 @@ pub mod cms;
 pub mod config;
 pub mod pin;
 pub mod protocol;
+pub mod server;
 pub mod token;

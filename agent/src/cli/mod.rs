@@ -4,9 +4,12 @@
 //! object `{"error": {"code", "message"}}`) and exit non-zero.
 
 mod certs;
+mod consent;
 mod decrypt;
 pub mod demo;
+mod endpoint;
 mod output;
+mod serve;
 mod sign;
 mod tokens;
 
@@ -67,6 +70,12 @@ pub enum Command {
     Decrypt(decrypt::Args),
     /// Run Segel's main job on demo key files, with no hardware.
     Demo(demo::Args),
+    /// Run the localhost daemon for the browser extension (HTTPS on 127.0.0.1).
+    Serve(serve::Args),
+    /// Show where the running daemon listens, its CA and the credential.
+    Endpoint(endpoint::Args),
+    /// List, grant or revoke the sites allowed to use Segel.
+    Consent(consent::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -129,6 +138,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Sign(args) => sign::run(&ctx, args),
         Command::Decrypt(args) => decrypt::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),
+        Command::Serve(args) => serve::run(&ctx, args),
+        Command::Endpoint(args) => endpoint::run(&ctx, args),
+        Command::Consent(args) => consent::run(&ctx, args),
     };
     match result {
         Ok(()) => 0,
@@ -142,6 +154,8 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text for journald and log files; colours only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
