@@ -7,6 +7,7 @@
 //! The harness tests itself in `tests/harness.rs`. External tools come from
 //! `scripts/install-test-deps`.
 
+pub mod daemon;
 pub mod fixtures;
 pub mod isolate;
 pub mod openssl;
