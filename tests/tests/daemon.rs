@@ -849,3 +849,70 @@ fn client_that_does_not_trust_the_daemon_ca_is_refused_by_tls() -> Result<()> {
         Ok(())
     })
 }
+
+/// Schemathesis (`scripts/install-test-deps` puts it in a venv) fuzzes every operation of
+/// docs/openapi.yaml against a live daemon: no 5xx, responses match their schemas, schema-valid
+/// requests are accepted (or refused with a documented status), invalid ones rejected, 405s
+/// carry `Allow`. The event stream never ends, so it is left out here (tested above).
+#[test]
+fn openapi_contract_holds_under_schemathesis() -> Result<()> {
+    let st = match std::env::var_os("SEGEL_SCHEMATHESIS") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+                })
+                .context("no HOME")?;
+            cache.join("segel/schemathesis/bin/st")
+        }
+    };
+    ensure!(
+        st.exists(),
+        "schemathesis not found at {} (run scripts/install-test-deps, or set SEGEL_SCHEMATHESIS)",
+        st.display()
+    );
+    let hsm = token()?;
+    let d = DaemonProcess::start(&hsm.envs(), &hsm.module_path(), &[])?;
+    let ca = d.state_dir().join("tls/ca.pem");
+    let work = tempfile::tempdir()?;
+    let out = std::process::Command::new(&st)
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .args(["run"])
+        .arg(segel_tests::segel::workspace_root().join("docs/openapi.yaml"))
+        .args(["--url", &d.url])
+        .args(["-H", &format!("Authorization: Bearer {}", d.credential)])
+        .arg("--tls-verify")
+        .arg(&ca)
+        .args([
+            "--exclude-path",
+            "/v1/events",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--workers",
+            "1",
+            "--seed",
+            "20261121",
+            "--request-timeout",
+            "10",
+            "--output-sanitize",
+            "true",
+        ])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success(), "schemathesis found problems:\n{text}");
+    ensure!(
+        text.contains("passed"),
+        "schemathesis ran no tests:\n{text}"
+    );
+    Ok(())
+}

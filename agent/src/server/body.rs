@@ -76,6 +76,9 @@ pub fn error_response(err: &ApiError) -> Response<RespBody> {
     if err.code == ErrorCode::Unauthorized {
         h.insert("www-authenticate", HeaderValue::from_static("Bearer"));
     }
+    if let Some(allow) = err.allow {
+        h.insert("allow", HeaderValue::from_static(allow));
+    }
     with_common_headers(resp)
 }
 

@@ -13,6 +13,8 @@ use crate::token::TokenError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// For 405: the methods the endpoint takes (sent as `Allow`, RFC 9110 §15.5.6).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            allow: None,
         }
     }
 

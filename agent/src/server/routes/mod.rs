@@ -40,11 +40,13 @@ fn not_found(path: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no endpoint {path}"))
 }
 
-fn method_not_allowed(method: &Method, path: &str) -> ApiError {
-    ApiError::new(
+fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> ApiError {
+    let mut e = ApiError::new(
         ErrorCode::MethodNotAllowed,
-        format!("{path} does not take {method}"),
-    )
+        format!("{path} does not take {method} (only {allow})"),
+    );
+    e.allow = Some(allow);
+    e
 }
 
 /// Refuse management calls from sites: only the user (a local caller) manages consent.
@@ -68,19 +70,19 @@ async fn route(
     match path.as_str() {
         "/v1/status" => match method {
             Method::GET => status::get(app, caller),
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET")),
         },
         "/v1/tokens" => match method {
             Method::GET => certificates::tokens(app).await,
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET")),
         },
         "/v1/certificates" => match method {
             Method::GET => certificates::list(app, req.uri().query()).await,
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET")),
         },
         "/v1/sign" => match method {
             Method::POST => sign::post(app, caller, req).await,
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/consent" => match method {
             Method::GET => consent::list(app),
@@ -88,14 +90,14 @@ async fn route(
                 local_only(caller)?;
                 consent::grant(app, req).await
             }
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET, POST")),
         },
         "/v1/consent/revoke" => match method {
             Method::POST => {
                 local_only(caller)?;
                 consent::revoke(app, req).await
             }
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/events" => match method {
             Method::GET => {
@@ -106,11 +108,11 @@ async fn route(
                 *resp.status_mut() = StatusCode::OK;
                 Ok(resp)
             }
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET")),
         },
         "/v1/openapi" => match method {
             Method::GET => Ok(openapi::get()),
-            m => Err(method_not_allowed(&m, &path)),
+            m => Err(method_not_allowed(&m, &path, "GET")),
         },
         _ => Err(not_found(&path)),
     }
