@@ -84,6 +84,9 @@ pub struct Config {
     pub enrollment: crate::enroll::EnrollConfig,
     #[serde(default)]
     pub pin: PinPolicy,
+    /// `[daemon]`: port, extension origins, allowed sites (see `server::policy`).
+    #[serde(default)]
+    pub daemon: crate::server::policy::DaemonConfig,
 }
 
 /// `[pin]`: the PIN policy for `segel pin change|unblock`.
@@ -132,6 +135,7 @@ impl Default for Config {
             procurement: Procurement::default(),
             enrollment: crate::enroll::EnrollConfig::default(),
             pin: PinPolicy::default(),
+            daemon: Default::default(),
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod config;
 pub mod enroll;
 pub mod pin;
 pub mod protocol;
+pub mod server;
 pub mod token;

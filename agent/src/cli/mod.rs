@@ -5,14 +5,17 @@
 
 mod bidkeys;
 mod certs;
+mod consent;
 mod decrypt;
 pub mod demo;
+mod endpoint;
 mod enroll;
 mod import_cert;
 mod open;
 mod output;
 mod pin_cmd;
 mod seal;
+mod serve;
 mod sign;
 mod tokens;
 mod verify;
@@ -89,6 +92,12 @@ pub enum Command {
     Pin(pin_cmd::PinCommand),
     /// Run Segel's main job on demo key files, with no hardware.
     Demo(demo::Args),
+    /// Run the localhost daemon for the browser extension (HTTPS on 127.0.0.1).
+    Serve(serve::Args),
+    /// Show where the running daemon listens, its CA and the credential.
+    Endpoint(endpoint::Args),
+    /// List, grant or revoke the sites allowed to use Segel.
+    Consent(consent::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -158,6 +167,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::DeleteKey(args) => import_cert::delete(&ctx, args).map(|()| 0),
         Command::Pin(cmd) => pin_cmd::run(&ctx, cmd).map(|()| 0),
         Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
+        Command::Serve(args) => serve::run(&ctx, args).map(|()| 0),
+        Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
+        Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
     };
     match result {
         Ok(code) => code,
@@ -171,6 +183,8 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text for journald and log files; colours only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
