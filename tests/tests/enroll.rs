@@ -20,6 +20,8 @@ const SO_PIN: &str = "87654321";
 struct Env {
     hsm: SoftHsm,
     home: tempfile::TempDir,
+    module: PathBuf,
+    envs: Vec<(String, OsString)>,
 }
 
 impl Env {
@@ -27,9 +29,12 @@ impl Env {
     fn new() -> Result<Self> {
         let hsm = SoftHsm::new()?;
         hsm.init_token("kunci", SO_PIN, PIN)?;
+        let (module, envs) = (hsm.module_path(), hsm.envs());
         Ok(Env {
             hsm,
             home: tempfile::tempdir()?,
+            module,
+            envs,
         })
     }
 
@@ -38,8 +43,7 @@ impl Env {
     }
 
     fn run_module(&self, module: &Path, pin: Option<&str>, args: &[&str]) -> Result<Output> {
-        let envs: Vec<(String, OsString)> = self.hsm.envs();
-        let mut cmd = segel_cmd(&envs, self.home.path())?;
+        let mut cmd = segel_cmd(&self.envs, self.home.path())?;
         cmd.env_remove("SEGEL_PIN")
             .stdin(std::process::Stdio::null());
         if let Some(p) = pin {
@@ -51,7 +55,7 @@ impl Env {
     }
 
     fn run_pin(&self, pin: Option<&str>, args: &[&str]) -> Result<Output> {
-        self.run_module(&self.hsm.module_path(), pin, args)
+        self.run_module(&self.module, pin, args)
     }
 
     fn run(&self, args: &[&str]) -> Result<Output> {
@@ -462,5 +466,143 @@ fn bad_enrolment_input_is_refused_before_any_key_is_made() -> Result<()> {
     }
     let v: Value = ok_json(&env.run(&["tokens"])?)?;
     ensure!(v.as_array().is_some_and(|t| !t.is_empty()));
+    Ok(())
+}
+
+#[test]
+fn enrolment_onto_a_flash_drive_key_file() -> Result<()> {
+    use segel_tests::shim::{Keystore, module_path};
+    const SHIM_PIN: &str = "sandi-rahasia-1";
+    let ks = Keystore::new()?;
+    // The folder's blank slot becomes token "budi" (what a vendor's first run would do).
+    let listing = ks.pkcs11_tool(&["-L"])?;
+    let slot = listing
+        .lines()
+        .find(|l| l.contains("Segel new key file in"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(')').next())
+        .with_context(|| format!("no blank slot:\n{listing}"))?
+        .to_owned();
+    ks.pkcs11_tool(&[
+        "--slot",
+        &slot,
+        "--init-token",
+        "--label",
+        "budi",
+        "--so-pin",
+        "petugas-SO-2025",
+        "--init-pin",
+        "--pin",
+        SHIM_PIN,
+    ])?;
+    let mut env = Env::new()?;
+    env.module = module_path()?;
+    env.envs = ks.envs();
+
+    let csr = env.path("budi.csr");
+    let mut args = vec!["enroll", "--token", "budi", "--key", "p256"];
+    args.extend(APPLICANT);
+    let csr_s = s(&csr);
+    args.extend(["--out", &csr_s]);
+    ok_json(&env.run_pin(Some(SHIM_PIN), &args)?)?;
+    openssl(&["req", "-verify", "-noout", "-in", &csr_s])?;
+    let cert = issue(&env, &csr, "budi.crt.pem")?;
+    let chain = env.path("chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            std::fs::read_to_string(&cert)?,
+            fixture("issuing-ca")?.cert_pem,
+        ]
+        .concat(),
+    )?;
+    let v = ok_json(&env.run_pin(
+        Some(SHIM_PIN),
+        &["import-cert", "--token", "budi", &s(&chain)],
+    )?)?;
+    let fp = v["certificate"].as_str().context("fingerprint")?.to_owned();
+
+    // The key file on the "flash drive" now holds key and certificates; OpenSSL reads it.
+    let file = ks.file("budi");
+    let info = openssl(&[
+        "pkcs12",
+        "-info",
+        "-noout",
+        "-in",
+        &s(&file),
+        "-passin",
+        &format!("pass:{SHIM_PIN}"),
+    ])
+    .or_else(|_| {
+        openssl(&[
+            "pkcs12",
+            "-in",
+            &s(&file),
+            "-passin",
+            &format!("pass:{SHIM_PIN}"),
+            "-nokeys",
+        ])
+    })?;
+    let _ = info;
+    let certs_pem = openssl(&[
+        "pkcs12",
+        "-in",
+        &s(&file),
+        "-passin",
+        &format!("pass:{SHIM_PIN}"),
+        "-nokeys",
+    ])?;
+    ensure!(
+        certs_pem.contains("Budi Santoso") && certs_pem.contains("Segel Test CA"),
+        "{certs_pem}"
+    );
+
+    // It signs, and the signature verifies to the root.
+    let doc = env.write("surat.txt", "penawaran dari flashdisk")?;
+    let sig = s(&env.path("surat.p7s"));
+    ok_json(&env.run_pin(
+        Some(SHIM_PIN),
+        &[
+            "sign", "--format", "cms", "--cert", &fp, "--in", &doc, "--out", &sig,
+        ],
+    )?)?;
+    let root = s(&fixture("root-ca")?.cert_pem_path);
+    let v = ok_json(&env.run_pin(None, &["verify", "--in", &sig, "--ca", &root])?)?;
+    ensure!(v["trusted"] == true, "{v}");
+
+    // The passphrase changes; the file opens with the new one only.
+    let new_pin = env.write("new-pin", "sandi-baru-2026\n")?;
+    ok_json(&env.run_pin(
+        Some(SHIM_PIN),
+        &[
+            "pin",
+            "change",
+            "--token",
+            "budi",
+            "--new-pin-file",
+            &new_pin,
+        ],
+    )?)?;
+    openssl(&[
+        "pkcs12",
+        "-in",
+        &s(&file),
+        "-passin",
+        "pass:sandi-baru-2026",
+        "-nokeys",
+        "-out",
+        "/dev/null",
+    ])?;
+    ensure!(
+        openssl(&[
+            "pkcs12",
+            "-in",
+            &s(&file),
+            "-passin",
+            &format!("pass:{SHIM_PIN}"),
+            "-nokeys"
+        ])
+        .is_err()
+    );
     Ok(())
 }

@@ -82,14 +82,14 @@ pub fn select_certificate(
     }
 }
 
-/// Certificates on the tokens that have no private key there (CA certificates, mostly): the
-/// intermediates a signer sends along and a verifier may need.
-pub fn token_ca_certificates(service: &TokenService) -> Result<Vec<Vec<u8>>, CliError> {
+/// Every certificate on the tokens: where a signer's intermediates come from (the chain is
+/// picked by issuer names, so leaves among them do no harm). Not filtered by "has no key": a
+/// key file shows a public key object for each certificate, CA certificates included.
+pub fn token_certificates(service: &TokenService) -> Result<Vec<Vec<u8>>, CliError> {
     Ok(service
         .certificates()
         .wait()?
         .into_iter()
-        .filter(|c| c.key_evidence.is_none())
         .map(|c| c.info.der.clone())
         .collect())
 }
@@ -110,7 +110,7 @@ pub fn token_key(
     cert: CertificateEntry,
     trust: &TrustStore,
 ) -> Result<TokenKey, CliError> {
-    let mut candidates = token_ca_certificates(service)?;
+    let mut candidates = token_certificates(service)?;
     candidates.extend(trust.anchors.iter().cloned());
     let chain = trust::chain_for(&cert.info.der, &candidates);
     Ok(TokenKey::new(

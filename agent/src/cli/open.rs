@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use super::bidkeys::{
-    Bar, Purpose, select_certificate, token_ca_certificates, token_key, trust_store,
+    Bar, Purpose, select_certificate, token_certificates, token_key, trust_store,
 };
 use super::output::{print_json, print_table, write_atomic};
 use super::{CliError, Context};
@@ -59,7 +59,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<i32, CliError> {
     let trust = trust_store(ctx, &args.ca)?;
     let service = ctx.token_service()?;
     let cert = select_certificate(&service, args.cert.as_deref(), Purpose::Decrypt)?;
-    let intermediates = token_ca_certificates(&service)?;
+    let intermediates = token_certificates(&service)?;
     let key = token_key(ctx, &service, cert, &trust)?;
     let opts = OpenOptions {
         verify: trust.verify_options(intermediates),
