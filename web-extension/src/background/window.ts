@@ -82,7 +82,7 @@ export function createConsentUi(deps: WindowDeps): ConsentUi {
           settled: false,
           busy: false,
           perform,
-          resolve: resolve as (v: unknown) => void,
+          resolve: resolve,
           reject,
           timer: setTimeout(() => {
             settle(p, false, new SegelError('TIMEOUT', 'no decision in Segel\'s window in time'));

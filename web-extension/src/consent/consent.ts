@@ -19,7 +19,7 @@ function show(id: string, visible: boolean): void {
 }
 
 function send(req: WindowRequest): Promise<Record<string, unknown>> {
-  return chrome.runtime.sendMessage(req) as Promise<Record<string, unknown>>;
+  return chrome.runtime.sendMessage<WindowRequest, Record<string, unknown>>(req);
 }
 
 function localDate(iso: string): string {
@@ -69,7 +69,7 @@ function render(v: ConsentView): void {
     if (v.token.pinLocked) {
       retries.textContent = t('pinLocked');
       retries.hidden = false;
-      ($('approve') as HTMLButtonElement).disabled = true;
+      $<HTMLButtonElement>('approve').disabled = true;
     } else if (v.token.pinFinalTry) {
       retries.textContent = t('retriesFinal');
       retries.hidden = false;
@@ -86,7 +86,7 @@ function render(v: ConsentView): void {
 }
 
 function finished(error: WireError | null): void {
-  ($('pin') as HTMLInputElement).value = '';
+  $<HTMLInputElement>('pin').value = '';
   if (error === null) {
     window.close();
     return;
@@ -95,7 +95,7 @@ function finished(error: WireError | null): void {
   const el = $('error');
   el.textContent = errorText(error);
   el.hidden = false;
-  ($('pin') as HTMLInputElement).disabled = true;
+  $<HTMLInputElement>('pin').disabled = true;
   show('approve', false);
   show('cancel', false);
   show('close', true);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
   $('close').addEventListener('click', () => window.close());
   $('form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const pinInput = $('pin') as HTMLInputElement;
+    const pinInput = $<HTMLInputElement>('pin');
     const needsTypedPin = view.needPin && view.token?.pinPad !== true;
     if (needsTypedPin && pinInput.value === '') {
       const el = $('error');
@@ -125,15 +125,15 @@ async function main(): Promise<void> {
       el.hidden = false;
       return;
     }
-    ($('approve') as HTMLButtonElement).disabled = true;
-    ($('cancel') as HTMLButtonElement).disabled = true;
+    $<HTMLButtonElement>('approve').disabled = true;
+    $<HTMLButtonElement>('cancel').disabled = true;
     const req: WindowRequest = {
       window: 'decide',
       id,
       approve: true,
-      remember: ($('remember') as HTMLInputElement).checked,
+      remember: $<HTMLInputElement>('remember').checked,
       pin: needsTypedPin ? pinInput.value : undefined,
-      finalTry: ($('final-try') as HTMLInputElement).checked,
+      finalTry: $<HTMLInputElement>('final-try').checked,
     };
     pinInput.value = '';
     void send(req).then(

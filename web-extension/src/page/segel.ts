@@ -161,7 +161,7 @@ async function request<T>(action: ActionName, params?: unknown): Promise<T> {
       waiters.delete(id);
       reject(segelError('TIMEOUT', `Segel did not answer ${action} in time`));
     }, TIMEOUTS[action]);
-    waiters.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+    waiters.set(id, { resolve: resolve, reject, timer });
     window.postMessage({ channel: PAGE_CHANNEL, kind: 'request', id, action, params }, window.location.origin);
   });
 }

@@ -1,0 +1,249 @@
+// End-to-end harness: everything private under one temp dir, nothing of the machine's own
+// configuration touched.
+//   - SoftHSM2 with a private SOFTHSM2_CONF; token "vendor" with the repo's test fixture
+//     vendor-p256 (key + certificate, tests/fixtures/), user PIN 1234.
+//   - `segel serve --port 0` with HOME in the temp dir and an admin policy file naming Segel's
+//     extension origin and the allowed demo site.
+//   - The daemon's local CA trusted in the private HOME's NSS database (Chromium on Linux).
+//   - Two local web servers with the demo page: the allowed site and a site not in the policy
+//     (both http://localhost:PORT, a secure context).
+//   - Debian Chromium (playwright-core, never a browser download) with a private profile, the
+//     unpacked extension, and the native-messaging host manifest in the profile.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const here = new URL('.', import.meta.url).pathname;
+export const EXT_ROOT = resolve(here, '../..');
+export const REPO = resolve(EXT_ROOT, '..');
+export const EXT_DIR = join(EXT_ROOT, 'dist/chromium');
+export const PIN = '1234';
+export const FIXTURE = 'vendor-p256';
+
+/** The Chromium extension ID: SHA-256 of the manifest's public key, first 32 hex digits a–p. */
+export function extensionId(manifestPath = join(EXT_ROOT, 'manifest/manifest.json')) {
+  const key = JSON.parse(readFileSync(manifestPath, 'utf8')).key;
+  const hex = createHash('sha256').update(Buffer.from(key, 'base64')).digest('hex').slice(0, 32);
+  return [...hex].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join('');
+}
+
+function chromiumBinary() {
+  for (const p of [process.env.CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium']) {
+    if (p && existsSync(p)) {
+      return p;
+    }
+  }
+  throw new Error('Debian Chromium not found: run scripts/install-test-deps (apt-get install chromium)');
+}
+
+function segelBinary() {
+  const p = process.env.SEGEL_BIN ?? join(REPO, 'target/debug/segel');
+  if (!existsSync(p)) {
+    throw new Error(`${p} missing: build it first (cargo build --bin segel) or set SEGEL_BIN`);
+  }
+  return p;
+}
+
+function run(cmd, args, env) {
+  return execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+/** A static server for the demo page and dist/segel.js on 127.0.0.1; pages use http://localhost:PORT. */
+async function demoServer() {
+  const files = {
+    '/': join(EXT_ROOT, 'demo/index.html'),
+    '/index.html': join(EXT_ROOT, 'demo/index.html'),
+    '/demo.js': join(EXT_ROOT, 'demo/demo.js'),
+    '/segel.js': join(EXT_ROOT, 'dist/segel.js'),
+  };
+  const server = http.createServer((req, res) => {
+    const f = files[new URL(req.url, 'http://x').pathname];
+    if (f === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': TYPES[extname(f)] ?? 'text/html', 'Cache-Control': 'no-store' });
+    res.end(readFileSync(f));
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return { server, origin: `http://localhost:${server.address().port}` };
+}
+
+export class Stack {
+  static async start({ trustCa = true } = {}) {
+    const s = new Stack();
+    await s.#start(trustCa);
+    return s;
+  }
+
+  async #start(trustCa) {
+    this.dir = mkdtempSync(join(tmpdir(), 'segel-e2e-'));
+    this.home = join(this.dir, 'home');
+    mkdirSync(this.home, { recursive: true });
+    this.segel = segelBinary();
+    this.extensionId = extensionId();
+
+    // SoftHSM2, private config; tokens exist before the daemon initialises the module.
+    const tokens = join(this.dir, 'softhsm');
+    mkdirSync(tokens);
+    const conf = join(this.dir, 'softhsm2.conf');
+    writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+    this.env = {
+      PATH: process.env.PATH,
+      HOME: this.home,
+      XDG_CONFIG_HOME: join(this.home, '.config'),
+      XDG_STATE_HOME: join(this.home, '.local/state'),
+      XDG_CACHE_HOME: join(this.home, '.cache'),
+      XDG_DATA_HOME: join(this.home, '.local/share'),
+      SOFTHSM2_CONF: conf,
+      SEGEL_BIN: this.segel,
+      LANG: 'C.UTF-8',
+    };
+    run('softhsm2-util', ['--init-token', '--free', '--label', 'vendor', '--so-pin', '87654321', '--pin', PIN], this.env);
+    const fx = join(REPO, 'tests/fixtures');
+    this.certPem = readFileSync(join(fx, `${FIXTURE}.crt.pem`), 'utf8');
+    this.certDer = readFileSync(join(fx, `${FIXTURE}.crt.der`));
+    const spki = join(this.dir, 'spki.der');
+    writeFileSync(spki, run('openssl', ['x509', '-in', join(fx, `${FIXTURE}.crt.pem`), '-noout', '-pubkey'], this.env));
+    run('openssl', ['pkey', '-pubin', '-in', spki, '-outform', 'DER', '-out', spki], this.env);
+    const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--token-label', 'vendor', '--id', '01', '--label', 'Budi Santoso'];
+    run('pkcs11-tool', [...p11, '--login', '--pin', PIN, '--write-object', join(fx, `${FIXTURE}.key.pem`), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
+    run('pkcs11-tool', [...p11, '--write-object', spki, '--type', 'pubkey', '--usage-sign'], this.env);
+    run('pkcs11-tool', [...p11, '--write-object', join(fx, `${FIXTURE}.crt.der`), '--type', 'cert'], this.env);
+
+    // Demo sites: one allowed by policy, one not.
+    this.allowed = await demoServer();
+    this.other = await demoServer();
+
+    // The daemon, with an admin policy of our own (the machine's /etc/segel is never read).
+    const policy = join(this.dir, 'policy.toml');
+    writeFileSync(
+      policy,
+      `extension_origins = ["chrome-extension://${this.extensionId}"]\n` +
+        `allowed_origins = ["${this.allowed.origin}"]\n` +
+        'login_idle_seconds = 600\n',
+    );
+    this.env.SEGEL_POLICY_FILE = policy;
+    this.daemonLog = join(this.dir, 'serve.log');
+    const log = (await import('node:fs')).openSync(this.daemonLog, 'w');
+    this.daemon = spawn(this.segel, ['--module', '/usr/lib/softhsm/libsofthsm2.so', 'serve', '--port', '0', '--policy', policy], {
+      env: { ...this.env, SEGEL_LOG: 'info' },
+      stdio: ['ignore', log, log],
+    });
+    this.endpoint = await this.#waitEndpoint();
+
+    // Trust the local CA in the private HOME's NSS database (what Chromium on Linux reads).
+    const nss = join(this.home, '.pki/nssdb');
+    mkdirSync(nss, { recursive: true });
+    run('certutil', ['-d', `sql:${nss}`, '-N', '--empty-password'], this.env);
+    if (trustCa) {
+      run('certutil', ['-d', `sql:${nss}`, '-A', '-n', 'segel-local-ca', '-t', 'C,,', '-i', this.endpoint.ca_cert], this.env);
+    }
+
+    // Browser profile with the native-messaging host manifest.
+    this.profile = join(this.dir, 'profile');
+    const hosts = join(this.profile, 'NativeMessagingHosts');
+    mkdirSync(hosts, { recursive: true });
+    const hostScript = join(this.dir, 'segel-native-host');
+    writeFileSync(hostScript, `#!/bin/sh\nexec "${process.execPath}" "${join(here, 'native-host.mjs')}" "$@"\n`);
+    chmodSync(hostScript, 0o755);
+    writeFileSync(
+      join(hosts, 'id.segel.agent.json'),
+      JSON.stringify({
+        name: 'id.segel.agent',
+        description: 'Segel agent (test stand-in)',
+        path: hostScript,
+        type: 'stdio',
+        allowed_origins: [`chrome-extension://${this.extensionId}/`],
+      }),
+    );
+
+    this.context = await chromium.launchPersistentContext(this.profile, {
+      executablePath: chromiumBinary(),
+      headless: true,
+      env: this.env,
+      args: [
+        `--disable-extensions-except=${EXT_DIR}`,
+        `--load-extension=${EXT_DIR}`,
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--lang=en-US',
+      ],
+    });
+    this.worker = this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`));
+    if (this.worker === undefined) {
+      this.worker = await this.context.waitForEvent('serviceworker', {
+        predicate: (w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`),
+        timeout: 15000,
+      });
+    }
+  }
+
+  async #waitEndpoint() {
+    const t0 = Date.now();
+    for (;;) {
+      if (this.daemon.exitCode !== null) {
+        throw new Error(`segel serve exited: ${readFileSync(this.daemonLog, 'utf8')}`);
+      }
+      try {
+        return JSON.parse(run(this.segel, ['--json', 'endpoint'], this.env));
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() - t0 > 20000) {
+        throw new Error(`segel serve did not start: ${readFileSync(this.daemonLog, 'utf8')}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** How many sign operations reached the daemon's handler (its log, one line per request). */
+  signCount() {
+    return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => /\bsign\b/.test(l) && l.includes('caller')).length;
+  }
+
+  /** Open the demo page of `site` ('allowed' | 'other'). */
+  async page(site = 'allowed') {
+    const p = await this.context.newPage();
+    await p.goto(`${this[site].origin}/`);
+    await p.waitForFunction(() => window.Segel !== undefined);
+    return p;
+  }
+
+  /** The next Segel window (consent.html) that opens. */
+  waitWindow() {
+    return this.context.waitForEvent('page', {
+      predicate: (p) => p.url().startsWith(`chrome-extension://${this.extensionId}/consent.html`),
+      timeout: 15000,
+    });
+  }
+
+  /** Segel windows open now. */
+  windows() {
+    return this.context.pages().filter((p) => p.url().startsWith(`chrome-extension://${this.extensionId}/consent.html`));
+  }
+
+  async stop() {
+    await this.context?.close().catch(() => undefined);
+    this.allowed?.server.close();
+    this.other?.server.close();
+    if (this.daemon && this.daemon.exitCode === null) {
+      this.daemon.kill('SIGTERM');
+      await new Promise((r) => this.daemon.once('exit', r));
+    }
+    if (process.env.SEGEL_E2E_KEEP === undefined) {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}
