@@ -22,6 +22,9 @@ export const EXT_ROOT = resolve(here, '../..');
 export const REPO = resolve(EXT_ROOT, '..');
 export const EXT_DIR = join(EXT_ROOT, 'dist/chromium');
 export const PIN = '1234';
+export const GECKO_ID = 'segel@segel.id';
+/** Firefox gives each add-on a random moz-extension UUID per profile; the test fixes it by pref. */
+export const FIREFOX_UUID = '5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11';
 export const FIXTURE = 'vendor-p256';
 
 /** The Chromium extension ID: SHA-256 of the manifest's public key, first 32 hex digits a–p. */
@@ -76,13 +79,14 @@ async function demoServer() {
 }
 
 export class Stack {
-  static async start({ trustCa = true } = {}) {
+  /** `browser`: 'chromium' (Playwright) or 'none' (the caller launches one, e.g. Firefox). */
+  static async start({ trustCa = true, browser = 'chromium' } = {}) {
     const s = new Stack();
-    await s.#start(trustCa);
+    await s.#start(trustCa, browser);
     return s;
   }
 
-  async #start(trustCa) {
+  async #start(trustCa, browser) {
     this.dir = mkdtempSync(join(tmpdir(), 'segel-e2e-'));
     this.home = join(this.dir, 'home');
     mkdirSync(this.home, { recursive: true });
@@ -125,7 +129,7 @@ export class Stack {
     const policy = join(this.dir, 'policy.toml');
     writeFileSync(
       policy,
-      `extension_origins = ["chrome-extension://${this.extensionId}"]\n` +
+      `extension_origins = ["chrome-extension://${this.extensionId}", "moz-extension://${FIREFOX_UUID}"]\n` +
         `allowed_origins = ["${this.allowed.origin}"]\n` +
         'login_idle_seconds = 600\n',
     );
@@ -146,23 +150,25 @@ export class Stack {
       run('certutil', ['-d', `sql:${nss}`, '-A', '-n', 'segel-local-ca', '-t', 'C,,', '-i', this.endpoint.ca_cert], this.env);
     }
 
-    // Browser profile with the native-messaging host manifest.
+    // The native-messaging host: Chromium reads it from the profile, Firefox from HOME.
     this.profile = join(this.dir, 'profile');
-    const hosts = join(this.profile, 'NativeMessagingHosts');
-    mkdirSync(hosts, { recursive: true });
-    const hostScript = join(this.dir, 'segel-native-host');
-    writeFileSync(hostScript, `#!/bin/sh\nexec "${process.execPath}" "${join(here, 'native-host.mjs')}" "$@"\n`);
-    chmodSync(hostScript, 0o755);
+    this.hostScript = join(this.dir, 'segel-native-host');
+    writeFileSync(this.hostScript, `#!/bin/sh\nexec "${process.execPath}" "${join(here, 'native-host.mjs')}" "$@"\n`);
+    chmodSync(this.hostScript, 0o755);
+    const host = { name: 'id.segel.agent', description: 'Segel agent (test stand-in)', path: this.hostScript, type: 'stdio' };
+    mkdirSync(join(this.profile, 'NativeMessagingHosts'), { recursive: true });
     writeFileSync(
-      join(hosts, 'id.segel.agent.json'),
-      JSON.stringify({
-        name: 'id.segel.agent',
-        description: 'Segel agent (test stand-in)',
-        path: hostScript,
-        type: 'stdio',
-        allowed_origins: [`chrome-extension://${this.extensionId}/`],
-      }),
+      join(this.profile, 'NativeMessagingHosts/id.segel.agent.json'),
+      JSON.stringify({ ...host, allowed_origins: [`chrome-extension://${this.extensionId}/`] }),
     );
+    mkdirSync(join(this.home, '.mozilla/native-messaging-hosts'), { recursive: true });
+    writeFileSync(
+      join(this.home, '.mozilla/native-messaging-hosts/id.segel.agent.json'),
+      JSON.stringify({ ...host, allowed_extensions: [GECKO_ID] }),
+    );
+    if (browser === 'none') {
+      return;
+    }
 
     this.context = await chromium.launchPersistentContext(this.profile, {
       executablePath: chromiumBinary(),

@@ -88,7 +88,7 @@ test('wrong PIN → PIN_INCORRECT with the tries shown in the window, and no sec
   assert.ok('retriesLeft' in r);
   // The window says so, keeps only "Close", and does not try again.
   await w.waitForSelector('#error:not([hidden])');
-  assert.match(await w.textContent('#error'), /Wrong PIN.*(tries|try)/);
+  assert.match(await w.textContent('#error'), /^Wrong PIN\. Segel did not try again\. .*(tries are left|try is left)/);
   assert.equal(await w.isVisible('#approve'), false);
   assert.equal(await w.isDisabled('#pin'), true);
   await new Promise((res) => setTimeout(res, 700));
