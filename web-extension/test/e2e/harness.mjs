@@ -107,6 +107,7 @@ export class Stack {
       XDG_DATA_HOME: join(this.home, '.local/share'),
       SOFTHSM2_CONF: conf,
       SEGEL_BIN: this.segel,
+      SEGEL_E2E_HOST_LOG: join(this.dir, 'native-host.log'),
       LANG: 'C.UTF-8',
     };
     run('softhsm2-util', ['--init-token', '--free', '--label', 'vendor', '--so-pin', '87654321', '--pin', PIN], this.env);
@@ -217,6 +218,12 @@ export class Stack {
   /** How many sign operations reached the daemon's handler (its log, one line per request). */
   signCount() {
     return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => /\bsign\b/.test(l) && l.includes('caller')).length;
+  }
+
+  /** What the native host was asked: [{type, method, path}]. */
+  nativeHostLog() {
+    const f = join(this.dir, 'native-host.log');
+    return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
   }
 
   /** Open the demo page of `site` ('allowed' | 'other'). */

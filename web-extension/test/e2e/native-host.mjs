@@ -6,7 +6,7 @@
 //   {"type":"request",method,path,site?,body?}         → {"status","body"}      (relayed over HTTPS)
 // Environment: SEGEL_BIN (the segel binary), HOME (the daemon's user), as the browser passes on.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 
 function endpoint() {
@@ -42,6 +42,10 @@ function relay(ep, msg) {
 }
 
 async function answer(msg) {
+  if (process.env.SEGEL_E2E_HOST_LOG) {
+    // What was asked (never the body: it may hold a PIN).
+    appendFileSync(process.env.SEGEL_E2E_HOST_LOG, `${JSON.stringify({ type: msg.type, method: msg.method, path: msg.path })}\n`);
+  }
   try {
     const ep = endpoint();
     if (msg.type === 'endpoint') {

@@ -142,6 +142,9 @@ test('remembered site, token logged in: certificates and signing need no window'
   assert.equal(s.value.tokens.some((t) => t.label === 'vendor' && t.present), true);
   stack.context.off('page', onPage);
   assert.deepEqual(opened, [], 'no window should open');
+  // With the local CA trusted, everything went over HTTPS: the native host gave the endpoint only.
+  const asked = stack.nativeHostLog();
+  assert.ok(asked.length >= 1 && asked.every((m) => m.type === 'endpoint'), JSON.stringify(asked));
   await page.close();
 });
 
@@ -274,3 +277,27 @@ test('the demo page buttons run status, certificates and sign', async () => {
   await page.close();
 });
 
+
+test('HTTPS to the daemon unusable (local CA not trusted): the same calls are relayed through the native host', async () => {
+  const relay = await Stack.start({ trustCa: false });
+  try {
+    execFileSync(relay.segel, ['consent', 'grant', relay.allowed.origin], { env: relay.env, stdio: 'ignore' });
+    const page = await relay.page('allowed');
+    const fp = createHash('sha256').update(relay.certDer).digest('hex');
+    const data = randomBytes(50);
+    const win = relay.waitWindow();
+    const pending = call(page, signDigest, { certificate: fp, digest: createHash('sha256').update(data).digest('base64'), name: 'relay.pdf' });
+    const w = await win;
+    await w.waitForSelector('#pin-block:not([hidden])');
+    await w.fill('#pin', PIN);
+    await w.click('#approve');
+    const r = await pending;
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.ok(verify('sha256', data, relay.certPem, Buffer.from(r.value.signature, 'base64')));
+    const asked = relay.nativeHostLog();
+    assert.ok(asked.some((m) => m.type === 'request' && m.path === '/v1/sign' && m.method === 'POST'), JSON.stringify(asked));
+    await page.close();
+  } finally {
+    await relay.stop();
+  }
+});
