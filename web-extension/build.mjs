@@ -17,14 +17,16 @@ function manifestFor(target) {
     m.background = { service_worker: 'background.js' };
   } else {
     m.background = { scripts: ['background.js'] };
-    m.browser_specific_settings = { gecko: { id: GECKO_ID, strict_min_version: '128.0' } };
+    m.browser_specific_settings = {
+      gecko: { id: GECKO_ID, strict_min_version: '142.0', data_collection_permissions: { required: ['none'] } },
+    };
     delete m.key;
     delete m.minimum_chrome_version;
   }
   return m;
 }
 
-const common = { bundle: true, target: ['chrome116', 'firefox128'], logLevel: 'warning', legalComments: 'none' };
+const common = { bundle: true, target: ['chrome116', 'firefox142'], logLevel: 'warning', legalComments: 'none' };
 
 rmSync(dist, { recursive: true, force: true });
 for (const target of ['chromium', 'firefox']) {
