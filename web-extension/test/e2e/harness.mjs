@@ -115,8 +115,8 @@ export class Stack {
     this.certPem = readFileSync(join(fx, `${FIXTURE}.crt.pem`), 'utf8');
     this.certDer = readFileSync(join(fx, `${FIXTURE}.crt.der`));
     const spki = join(this.dir, 'spki.der');
-    writeFileSync(spki, run('openssl', ['x509', '-in', join(fx, `${FIXTURE}.crt.pem`), '-noout', '-pubkey'], this.env));
-    run('openssl', ['pkey', '-pubin', '-in', spki, '-outform', 'DER', '-out', spki], this.env);
+    writeFileSync(`${spki}.pem`, run('openssl', ['x509', '-in', join(fx, `${FIXTURE}.crt.pem`), '-noout', '-pubkey'], this.env));
+    run('openssl', ['pkey', '-pubin', '-in', `${spki}.pem`, '-outform', 'DER', '-out', spki], this.env);
     const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--token-label', 'vendor', '--id', '01', '--label', 'Budi Santoso'];
     run('pkcs11-tool', [...p11, '--login', '--pin', PIN, '--write-object', join(fx, `${FIXTURE}.key.pem`), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
     run('pkcs11-tool', [...p11, '--write-object', spki, '--type', 'pubkey', '--usage-sign'], this.env);
