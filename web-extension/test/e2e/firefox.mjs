@@ -59,7 +59,7 @@ test('Firefox: sign a hash through Segel window; the signature verifies', async 
 
   const data = randomBytes(80);
   const digest = createHash('sha256').update(data).digest('base64');
-  const windowTarget = browser.waitForTarget((t) => t.url().startsWith(`moz-extension://${FIREFOX_UUID}/consent.html`), { timeout: 20000 });
+  const before = new Set(browser.targets());
   const pending = page.evaluate(
     ([c, d]) =>
       window.Segel.sign({ certificate: c, digest: d, digestAlgorithm: 'SHA-256', documentName: 'penawaran.pdf' }).then(
@@ -68,7 +68,11 @@ test('Firefox: sign a hash through Segel window; the signature verifies', async 
       ),
     [fp, digest],
   );
-  const w = await (await windowTarget).page();
+  // Segel's window: the new top-level page (Firefox over WebDriver BiDi may report an
+  // extension page's URL late, so it is found as the new target and checked by its content).
+  const target = await browser.waitForTarget((t) => t.type() === 'page' && !before.has(t), { timeout: 20000 });
+  const w = await target.page();
+  await w.waitForFunction((uuid) => location.href.startsWith(`moz-extension://${uuid}/consent.html`), {}, FIREFOX_UUID);
   await w.waitForSelector('#pin-block:not([hidden])');
   assert.equal(await w.$eval('#site', (e) => e.textContent), stack.allowed.origin);
   await w.type('#pin', PIN);

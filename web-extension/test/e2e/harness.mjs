@@ -217,7 +217,7 @@ export class Stack {
 
   /** How many sign operations reached the daemon's handler (its log, one line per request). */
   signCount() {
-    return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => /\bsign\b/.test(l) && l.includes('caller')).length;
+    return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => / INFO sign caller=/.test(l)).length;
   }
 
   /** What the native host was asked: [{type, method, path}]. */
