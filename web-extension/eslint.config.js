@@ -36,7 +36,7 @@ export default tseslint.config(
       sourceType: 'module',
       globals: {
         window: 'readonly', document: 'readonly', console: 'readonly', process: 'readonly', Buffer: 'readonly',
-        URL: 'readonly', performance: 'readonly', TextEncoder: 'readonly', crypto: 'readonly', fetch: 'readonly', btoa: 'readonly', setTimeout: 'readonly',
+        URL: 'readonly', location: 'readonly', performance: 'readonly', TextEncoder: 'readonly', crypto: 'readonly', fetch: 'readonly', btoa: 'readonly', setTimeout: 'readonly',
       },
     },
   },
