@@ -80,13 +80,14 @@ async function demoServer() {
 
 export class Stack {
   /** `browser`: 'chromium' (Playwright) or 'none' (the caller launches one, e.g. Firefox). */
-  static async start({ trustCa = true, browser = 'chromium' } = {}) {
+  /** `lang`: the browser's UI language (Segel's window follows it). */
+  static async start({ trustCa = true, browser = 'chromium', lang = 'en-US' } = {}) {
     const s = new Stack();
-    await s.#start(trustCa, browser);
+    await s.#start(trustCa, browser, lang);
     return s;
   }
 
-  async #start(trustCa, browser) {
+  async #start(trustCa, browser, lang) {
     this.dir = mkdtempSync(join(tmpdir(), 'segel-e2e-'));
     this.home = join(this.dir, 'home');
     mkdirSync(this.home, { recursive: true });
@@ -185,7 +186,7 @@ export class Stack {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
-        '--lang=en-US',
+        `--lang=${lang}`,
       ],
     });
     this.worker = this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`));

@@ -278,8 +278,8 @@ test('the demo page buttons run status, certificates and sign', async () => {
 });
 
 
-test('HTTPS to the daemon unusable (local CA not trusted): the same calls are relayed through the native host', async () => {
-  const relay = await Stack.start({ trustCa: false });
+test('HTTPS to the daemon unusable (local CA not trusted): the same calls are relayed through the native host; the window speaks Bahasa Indonesia', async () => {
+  const relay = await Stack.start({ trustCa: false, lang: 'id' });
   try {
     execFileSync(relay.segel, ['consent', 'grant', relay.allowed.origin], { env: relay.env, stdio: 'ignore' });
     const page = await relay.page('allowed');
@@ -289,6 +289,8 @@ test('HTTPS to the daemon unusable (local CA not trusted): the same calls are re
     const pending = call(page, signDigest, { certificate: fp, digest: createHash('sha256').update(data).digest('base64'), name: 'relay.pdf' });
     const w = await win;
     await w.waitForSelector('#pin-block:not([hidden])');
+    assert.equal(await w.textContent('#approve'), 'Izinkan');
+    assert.equal(await w.textContent('label[for=pin]'), 'PIN token');
     await w.fill('#pin', PIN);
     await w.click('#approve');
     const r = await pending;

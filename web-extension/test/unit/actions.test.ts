@@ -214,3 +214,52 @@ test('status: allowed + consented → tokens; consent missing → allowed, no to
     assert.equal(d.seen.some((x) => x.path === '/v1/tokens'), false);
   }
 });
+
+test('sign: PIN-pad token → window without a PIN field, the daemon is asked without a PIN', async () => {
+  const pad = { ...TOKEN, flags: { ...TOKEN.flags, protected_authentication_path: true } };
+  let pinSent: unknown = 'unset';
+  const d = fakeDaemon((req) => {
+    if (req.path === '/v1/certificates') {
+      return { status: 200, body: { certificates: [CERT] } };
+    }
+    if (req.path === '/v1/tokens') {
+      return { status: 200, body: { tokens: [pad] } };
+    }
+    if (req.site !== null && req.body?.final_try === undefined && pinSent === 'unset') {
+      pinSent = 'first';
+      return refused('PIN_REQUIRED', 422);
+    }
+    pinSent = req.body?.pin;
+    return { status: 200, body: SIG };
+  });
+  const w = fakeUi({ remember: false, finalTry: false });
+  await sign(ctx(d.transport, w.ui), { certificate: CERT.fingerprint_sha256, digest: DIGEST });
+  assert.equal(w.shown[0].needPin, false);
+  assert.equal(w.shown[0].token?.pinPad, true);
+  assert.equal(pinSent, undefined);
+});
+
+test('sign: the final PIN try is used only when the user ticked it in the window', async () => {
+  const last = { ...TOKEN, flags: { ...TOKEN.flags, pin_final_try: true } };
+  const bodies: (Record<string, unknown> | null)[] = [];
+  const d = fakeDaemon((req) => {
+    if (req.path === '/v1/certificates') {
+      return { status: 200, body: { certificates: [CERT] } };
+    }
+    if (req.path === '/v1/tokens') {
+      return { status: 200, body: { tokens: [last] } };
+    }
+    bodies.push(req.body);
+    if (req.body?.pin === undefined) {
+      return refused('PIN_REQUIRED', 422);
+    }
+    return req.body.final_try === true ? { status: 200, body: SIG } : refused('PIN_FINAL_TRY', 422);
+  });
+  const ticked = fakeUi({ remember: false, pin: '1234', finalTry: true });
+  await sign(ctx(d.transport, ticked.ui), { certificate: CERT.fingerprint_sha256, digest: DIGEST });
+  assert.equal(ticked.shown[0].token?.pinFinalTry, true);
+  assert.equal(bodies[1]?.final_try, true);
+  const unticked = fakeUi({ remember: false, pin: '1234', finalTry: false });
+  await rejects(sign(ctx(d.transport, unticked.ui), { certificate: CERT.fingerprint_sha256, digest: DIGEST }), 'PIN_FINAL_TRY');
+  assert.equal(bodies[3]?.final_try, undefined);
+});
