@@ -175,7 +175,8 @@ export class Stack {
     this.context = await chromium.launchPersistentContext(this.profile, {
       executablePath: chromiumBinary(),
       headless: true,
-      env: this.env,
+      // Chromium on Linux takes its UI language from LANGUAGE / LANG (--lang is for other systems).
+      env: { ...this.env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8` },
       args: [
         `--disable-extensions-except=${EXT_DIR}`,
         `--load-extension=${EXT_DIR}`,

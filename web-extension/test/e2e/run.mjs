@@ -287,6 +287,7 @@ test('HTTPS to the daemon unusable (local CA not trusted): the same calls are re
     const data = randomBytes(50);
     const win = relay.waitWindow();
     const pending = call(page, signDigest, { certificate: fp, digest: createHash('sha256').update(data).digest('base64'), name: 'relay.pdf' });
+    pending.catch(() => undefined); // reported by the await below, not as unhandled
     const w = await win;
     await w.waitForSelector('#pin-block:not([hidden])');
     assert.equal(await w.textContent('#approve'), 'Izinkan');
