@@ -112,6 +112,8 @@ export class Stack {
       LANG: 'C.UTF-8',
     };
     run('softhsm2-util', ['--init-token', '--free', '--label', 'vendor', '--so-pin', '87654321', '--pin', PIN], this.env);
+    // A second, empty token: removed during the tests to raise a token event.
+    run('softhsm2-util', ['--init-token', '--free', '--label', 'spare', '--so-pin', '87654321', '--pin', PIN], this.env);
     const fx = join(REPO, 'tests/fixtures');
     this.certPem = readFileSync(join(fx, `${FIXTURE}.crt.pem`), 'utf8');
     this.certDer = readFileSync(join(fx, `${FIXTURE}.crt.der`));
@@ -220,6 +222,11 @@ export class Stack {
   /** How many sign operations reached the daemon's handler (its log, one line per request). */
   signCount() {
     return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => / INFO sign caller=/.test(l)).length;
+  }
+
+  /** Remove a token (as pulling it out would): SoftHSM drops it from the running daemon's list. */
+  removeToken(label) {
+    run('softhsm2-util', ['--delete-token', '--token', label], this.env);
   }
 
   /** What the native host was asked: [{type, method, path}]. */

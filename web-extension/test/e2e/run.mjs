@@ -148,6 +148,29 @@ test('remembered site, token logged in: certificates and signing need no window'
   await page.close();
 });
 
+test('Segel.on("token"): a removed token is reported to a remembered site; a site not allowed gets no events', async () => {
+  const page = await stack.page('allowed');
+  const other = await stack.page('other');
+  for (const p of [page, other]) {
+    await p.evaluate(() => {
+      window.tokenEvents = [];
+      window.Segel.on('token', (e) => window.tokenEvents.push(e));
+    });
+  }
+  // The daemon polls tokens once a second while someone listens; let it see the spare token.
+  await new Promise((res) => setTimeout(res, 2500));
+  stack.removeToken('spare');
+  await page.waitForFunction(() => window.tokenEvents.some((e) => e.type === 'token_removed'), null, { timeout: 10000 });
+  const events = await page.evaluate(() => window.tokenEvents);
+  assert.deepEqual(events.map((e) => [e.type, e.label]), [['token_removed', 'spare']]);
+  const refused = await other.evaluate(() => window.tokenEvents);
+  assert.equal(refused.length, 1, JSON.stringify(refused));
+  assert.equal(refused[0].type, 'error');
+  assert.equal(refused[0].error.code, 'ORIGIN_NOT_ALLOWED');
+  await page.close();
+  await other.close();
+});
+
 test('CMS signature over a document verifies with OpenSSL against the test PKI', async () => {
   const page = await stack.page('allowed');
   const data = Buffer.from('Penawaran harga: Rp 1.000.000.000\n');
