@@ -190,6 +190,8 @@ export class Stack {
         '--disable-component-update',
         '--disable-sync',
         `--lang=${lang}`,
+        // A name for an insecure (non-loopback http) page; it still resolves to 127.0.0.1 only.
+        '--host-resolver-rules=MAP insecure.test 127.0.0.1',
       ],
     });
     this.worker = this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`));
@@ -235,10 +237,11 @@ export class Stack {
     return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
   }
 
-  /** Open the demo page of `site` ('allowed' | 'other'). */
+  /** Open the demo page of `site` ('allowed' | 'other' | 'insecure': http://insecure.test:PORT). */
   async page(site = 'allowed') {
     const p = await this.context.newPage();
-    await p.goto(`${this[site].origin}/`);
+    const origin = site === 'insecure' ? this.other.origin.replace('localhost', 'insecure.test') : this[site].origin;
+    await p.goto(`${origin}/`);
     await p.waitForFunction(() => window.Segel !== undefined);
     return p;
   }

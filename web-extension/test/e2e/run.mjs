@@ -243,6 +243,60 @@ test('a page forging the allowed origin in its messages gains nothing', async ()
   await page.close();
 });
 
+test('a frame of another site posting into an allowed, remembered page is ignored', async () => {
+  const page = await stack.page('allowed');
+  const before = stack.signCount();
+  await page.evaluate((src) => {
+    window.responses = [];
+    window.addEventListener('message', (e) => {
+      if (e.data?.kind === 'response') {
+        window.responses.push(e.data);
+      }
+    });
+    const f = document.createElement('iframe');
+    f.src = src;
+    document.body.append(f);
+    return new Promise((r) => f.addEventListener('load', r));
+  }, `${stack.other.origin}/`);
+  const frame = page.frames().find((f) => f.url().startsWith(stack.other.origin));
+  assert.ok(frame, 'the frame loaded');
+  await frame.evaluate(
+    ([fp]) => {
+      window.parent.postMessage(
+        { channel: 'segel.id/v1', kind: 'request', id: 'framed', action: 'sign', params: { certificate: fp, digest: btoa('y'.repeat(32)) } },
+        '*',
+      );
+    },
+    [fingerprint],
+  );
+  await new Promise((res) => setTimeout(res, 1500));
+  assert.deepEqual(await page.evaluate(() => window.responses), []);
+  assert.equal(stack.signCount(), before, 'a message from another window was acted on');
+  await page.close();
+});
+
+test('a page that is not a secure context gets INSECURE_CONTEXT and no answer from the extension', async () => {
+  const page = await stack.page('insecure');
+  assert.equal(await page.evaluate(() => window.isSecureContext), false);
+  const r = await call(page, (Segel) => Segel.status());
+  assert.equal(r.code, 'INSECURE_CONTEXT');
+  const answered = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        window.addEventListener('message', (e) => {
+          if (e.data?.kind === 'response' || e.data?.kind === 'hello-ack') {
+            resolve(true);
+          }
+        });
+        window.postMessage({ channel: 'segel.id/v1', kind: 'hello' }, '*');
+        window.postMessage({ channel: 'segel.id/v1', kind: 'request', id: 'i', action: 'status' }, '*');
+        setTimeout(() => resolve(false), 1500);
+      }),
+  );
+  assert.equal(answered, false);
+  await page.close();
+});
+
 test('a page calling the daemon directly gets nothing', async () => {
   const page = await stack.page('allowed');
   const r = await page.evaluate(async (url) => {
