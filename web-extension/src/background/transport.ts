@@ -8,10 +8,11 @@
 // 3. When the loopback port cannot be reached (browser network rules, an untrusted local CA),
 //    the same call is relayed through the native host: one API, two paths.
 //
-// Native host messages (JSON, see docs/architecture.md "Browser extension"):
-//   {"type": "endpoint"}                              → {"url", "credential"}
-//   {"type": "request", method, path, site?, body?}   → {"status", "body"} (body: JSON text)
-//   failures                                         → {"error": {"code", "message"}}
+// Native host messages (JSON; `segel native-host`, see docs/architecture.md "Browser extension"):
+//   {"type": "endpoint"}                                   → {"type": "endpoint", "url", "credential", …}
+//   {"type": "request", id, method, path, site_origin?, body?} → {"type": "response", id, "status", "body"}
+//   failures                                               → {"type": "error", "code", "message"}
+// (`body` is the JSON value itself, both ways.)
 
 import { DaemonError, SegelError, isDaemonCode } from '../shared/errors';
 
@@ -98,10 +99,9 @@ export function createTransport(deps: TransportDeps): Transport {
     if (a === null) {
       throw agentUnavailable(`Segel's native host gave no answer`);
     }
-    const err = asRecord(a.error);
-    if (err !== null) {
-      const code = err.code;
-      const msg = typeof err.message === 'string' ? err.message : 'native host error';
+    if (a.type === 'error') {
+      const code = a.code;
+      const msg = typeof a.message === 'string' ? a.message : 'native host error';
       if (isDaemonCode(code)) {
         throw new DaemonError(code, msg, 0);
       }
@@ -151,18 +151,15 @@ export function createTransport(deps: TransportDeps): Transport {
     return { status: resp.status, text: await resp.text() };
   }
 
+  let relayId = 0;
+
   async function viaNative(method: string, p: string, opts: CallOptions): Promise<Reply> {
-    const a = await native({
-      type: 'request',
-      method,
-      path: p,
-      site: opts.site,
-      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-    });
-    if (typeof a.status !== 'number' || typeof a.body !== 'string') {
-      throw agentUnavailable('Segel\'s native host relayed no status/body');
+    relayId += 1;
+    const a = await native({ type: 'request', id: relayId, method, path: p, site_origin: opts.site, body: opts.body });
+    if (a.type !== 'response' || typeof a.status !== 'number') {
+      throw agentUnavailable('Segel\'s native host relayed no response');
     }
-    return { status: a.status, text: a.body };
+    return { status: a.status, text: a.body === undefined ? '' : JSON.stringify(a.body) };
   }
 
   async function send(method: 'GET' | 'POST', p: string, opts: CallOptions): Promise<Reply> {

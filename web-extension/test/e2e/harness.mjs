@@ -51,6 +51,15 @@ function segelBinary() {
   return p;
 }
 
+function hasSubcommand(segel, name) {
+  try {
+    execFileSync(segel, [name, '--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function run(cmd, args, env) {
   return execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -157,9 +166,13 @@ export class Stack {
     // The native-messaging host: Chromium reads it from the profile, Firefox from HOME.
     this.profile = join(this.dir, 'profile');
     this.hostScript = join(this.dir, 'segel-native-host');
-    writeFileSync(this.hostScript, `#!/bin/sh\nexec "${process.execPath}" "${join(here, 'native-host.mjs')}" "$@"\n`);
+    // The daemon's own `segel native-host` when this segel has it (SEGEL_E2E_NATIVE_HOST=standin
+    // forces the stand-in), else the stand-in speaking the same protocol.
+    this.nativeHost = process.env.SEGEL_E2E_NATIVE_HOST ?? (hasSubcommand(this.segel, 'native-host') ? 'segel' : 'standin');
+    const hostJs = join(here, this.nativeHost === 'segel' ? 'native-host-proxy.mjs' : 'native-host.mjs');
+    writeFileSync(this.hostScript, `#!/bin/sh\nexec "${process.execPath}" "${hostJs}" "$@"\n`);
     chmodSync(this.hostScript, 0o755);
-    const host = { name: 'id.segel.agent', description: 'Segel agent (test stand-in)', path: this.hostScript, type: 'stdio' };
+    const host = { name: 'id.segel.agent', description: 'Segel agent', path: this.hostScript, type: 'stdio' };
     mkdirSync(join(this.profile, 'NativeMessagingHosts'), { recursive: true });
     writeFileSync(
       join(this.profile, 'NativeMessagingHosts/id.segel.agent.json'),

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// TEST STAND-IN for `segel native-host` (the daemon does not have that command yet). It speaks
+// TEST STAND-IN for `segel native-host` (not in the daemon's committed work yet). It speaks
 // the browser's native-messaging framing (32-bit native-endian length + UTF-8 JSON) and the
-// protocol the extension's transport expects (src/background/transport.ts):
-//   {"type":"endpoint"}                                → {"url","credential"}   (from `segel endpoint --json`)
-//   {"type":"request",method,path,site?,body?}         → {"status","body"}      (relayed over HTTPS)
+// protocol of `segel native-host` (the extension's src/background/transport.ts):
+//   {"type":"endpoint"}                                   → {"type":"endpoint","url","credential"} (from `segel endpoint --json`)
+//   {"type":"request",id,method,path,site_origin?,body?}  → {"type":"response",id,"status","body"} (relayed over HTTPS)
+//   failures                                              → {"type":"error","code","message"}
 // Environment: SEGEL_BIN (the segel binary), HOME (the daemon's user), as the browser passes on.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
@@ -17,12 +18,13 @@ function endpoint() {
 function relay(ep, msg) {
   const url = new URL(ep.url);
   const headers = { Authorization: `Bearer ${ep.credential}`, Host: url.host };
-  if (typeof msg.site === 'string') {
-    headers['X-Segel-Site-Origin'] = msg.site;
+  const body = msg.body === undefined ? undefined : JSON.stringify(msg.body);
+  if (typeof msg.site_origin === 'string') {
+    headers['X-Segel-Site-Origin'] = msg.site_origin;
   }
-  if (typeof msg.body === 'string') {
+  if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
-    headers['Content-Length'] = Buffer.byteLength(msg.body);
+    headers['Content-Length'] = Buffer.byteLength(body);
   }
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -30,14 +32,20 @@ function relay(ep, msg) {
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let value;
+          try {
+            value = JSON.parse(text);
+          } catch {
+            value = text;
+          }
+          resolve({ type: 'response', id: msg.id, status: res.statusCode, body: value });
+        });
       },
     );
     req.on('error', reject);
-    if (typeof msg.body === 'string') {
-      req.write(msg.body);
-    }
-    req.end();
+    req.end(body);
   });
 }
 
@@ -49,14 +57,14 @@ async function answer(msg) {
   try {
     const ep = endpoint();
     if (msg.type === 'endpoint') {
-      return { url: ep.url, credential: ep.credential };
+      return { type: 'endpoint', url: ep.url, credential: ep.credential };
     }
     if (msg.type === 'request' && typeof msg.path === 'string' && msg.path.startsWith('/v1/')) {
       return await relay(ep, msg);
     }
-    return { error: { code: 'BAD_REQUEST', message: `unknown message type ${msg.type}` } };
+    return { type: 'error', code: 'BAD_REQUEST', message: `unknown message type ${msg.type}` };
   } catch (e) {
-    return { error: { code: 'DAEMON_NOT_RUNNING', message: String(e.message ?? e) } };
+    return { type: 'error', code: 'DAEMON_NOT_RUNNING', message: String(e.message ?? e) };
   }
 }
 

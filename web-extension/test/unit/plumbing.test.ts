@@ -77,7 +77,7 @@ test('transport: loopback port unreachable → endpoint asked again, then the ca
       if ((m as { type: string }).type === 'endpoint') {
         return { url: 'https://127.0.0.1:4000', credential: 'k' };
       }
-      return { status: 200, body: '{"relayed":true}' };
+      return { type: 'response', id: (m as { id: number }).id, status: 200, body: { relayed: true } };
     },
     fetch: async () => {
       fetches += 1;
@@ -86,11 +86,31 @@ test('transport: loopback port unreachable → endpoint asked again, then the ca
   });
   assert.deepEqual(await t.call('POST', '/v1/sign', { site: 'https://a.example', body: { x: 1 } }), { relayed: true });
   assert.equal(t.lastPath(), 'native');
-  assert.deepEqual(native[2], { type: 'request', method: 'POST', path: '/v1/sign', site: 'https://a.example', body: '{"x":1}' });
+  assert.deepEqual(native[2], { type: 'request', id: 1, method: 'POST', path: '/v1/sign', site_origin: 'https://a.example', body: { x: 1 } });
   assert.equal(fetches, 1);
   // Later calls go straight to the relay.
   await t.call('GET', '/v1/status');
   assert.equal(fetches, 1);
+});
+
+test('transport: a relayed daemon error keeps its code; a native host error is typed', async () => {
+  const t = createTransport({
+    sendNative: async (m) => {
+      const msg = m as { type: string; path?: string };
+      if (msg.type === 'endpoint') {
+        return { type: 'endpoint', url: 'https://127.0.0.1:4000', credential: 'k' };
+      }
+      if (msg.path === '/v1/status') {
+        return { type: 'error', code: 'DAEMON_NOT_RUNNING', message: 'not running' };
+      }
+      return { type: 'response', id: 1, status: 403, body: { code: 'CONSENT_REQUIRED', message: 'ask' } };
+    },
+    fetch: async () => {
+      throw new TypeError('Failed to fetch');
+    },
+  });
+  await assert.rejects(t.call('GET', '/v1/certificates', { site: 'https://a.example' }), (e: unknown) => e instanceof DaemonError && e.agentCode === 'CONSENT_REQUIRED');
+  await assert.rejects(t.call('GET', '/v1/status'), (e: unknown) => e instanceof DaemonError && e.code === 'AGENT_UNAVAILABLE');
 });
 
 test('transport: no native host → AGENT_UNAVAILABLE; a non-loopback URL is refused', async () => {
