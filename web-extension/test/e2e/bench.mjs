@@ -24,7 +24,7 @@ function fmt(name, st) {
   return `${name.padEnd(34)} n=${st.n}  min ${f(st.min)}  p50 ${f(st.p50)}  p90 ${f(st.p90)}  p99 ${f(st.p99)}  max ${f(st.max)}  (ms)`;
 }
 
-const stack = await Stack.start();
+const stack = await Stack.start({ spy: false });
 try {
   const fp = createHash('sha256').update(stack.certDer).digest('hex');
   execFileSync(stack.segel, ['consent', 'grant', stack.allowed.origin], { env: stack.env, stdio: 'ignore' });

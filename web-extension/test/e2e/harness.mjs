@@ -26,6 +26,10 @@ export const GECKO_ID = 'segel@segel.id';
 /** Firefox gives each add-on a random moz-extension UUID per profile; the test fixes it by pref. */
 export const FIREFOX_UUID = '5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11';
 export const FIXTURE = 'vendor-p256';
+const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
+const SPY_MODULE = '/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so';
+/** Calls that only read slot and token state (the daemon's token poller makes them). */
+export const READS = new Set(['C_GetInfo', 'C_GetSlotList', 'C_GetSlotInfo', 'C_GetTokenInfo', 'C_GetMechanismList', 'C_GetMechanismInfo']);
 
 /** The Chromium extension ID: SHA-256 of the manifest's public key, first 32 hex digits a–p. */
 export function extensionId(manifestPath = join(EXT_ROOT, 'manifest/manifest.json')) {
@@ -90,13 +94,14 @@ async function demoServer() {
 export class Stack {
   /** `browser`: 'chromium' (Playwright) or 'none' (the caller launches one, e.g. Firefox). */
   /** `lang`: the browser's UI language (Segel's window follows it). */
-  static async start({ trustCa = true, browser = 'chromium', lang = 'en-US' } = {}) {
+  /** `spy`: load SoftHSM through OpenSC's pkcs11-spy, so tests can count the token calls. */
+  static async start({ trustCa = true, browser = 'chromium', lang = 'en-US', spy = true } = {}) {
     const s = new Stack();
-    await s.#start(trustCa, browser, lang);
+    await s.#start(trustCa, browser, lang, spy);
     return s;
   }
 
-  async #start(trustCa, browser, lang) {
+  async #start(trustCa, browser, lang, spy) {
     this.dir = mkdtempSync(join(tmpdir(), 'segel-e2e-'));
     this.home = join(this.dir, 'home');
     mkdirSync(this.home, { recursive: true });
@@ -149,8 +154,12 @@ export class Stack {
     this.env.SEGEL_POLICY_FILE = policy;
     this.daemonLog = join(this.dir, 'serve.log');
     const log = (await import('node:fs')).openSync(this.daemonLog, 'w');
-    this.daemon = spawn(this.segel, ['--module', '/usr/lib/softhsm/libsofthsm2.so', 'serve', '--port', '0', '--policy', policy], {
-      env: { ...this.env, SEGEL_LOG: 'info' },
+    // pkcs11-spy logs every PKCS#11 call the daemon makes (PINs too: the log stays in the temp dir).
+    this.spyLog = join(this.dir, 'pkcs11-spy.log');
+    const module = spy ? SPY_MODULE : SOFTHSM;
+    const spyEnv = spy ? { PKCS11SPY: SOFTHSM, PKCS11SPY_OUTPUT: this.spyLog } : {};
+    this.daemon = spawn(this.segel, ['--module', module, 'serve', '--port', '0', '--policy', policy], {
+      env: { ...this.env, ...spyEnv, SEGEL_LOG: 'info' },
       stdio: ['ignore', log, log],
     });
     this.endpoint = await this.#waitEndpoint();
@@ -234,9 +243,19 @@ export class Stack {
     }
   }
 
-  /** How many sign operations reached the daemon's handler (its log, one line per request). */
-  signCount() {
-    return readFileSync(this.daemonLog, 'utf8').split('\n').filter((l) => / INFO sign caller=/.test(l)).length;
+  /** The PKCS#11 calls the daemon made so far, from pkcs11-spy's log: [{fn, rv}]. */
+  tokenCalls() {
+    const calls = [];
+    const log = existsSync(this.spyLog) ? readFileSync(this.spyLog, 'latin1') : '';
+    for (const line of log.split('\n')) {
+      const m = /^\d+: (C_\w+)$/.exec(line);
+      if (m) {
+        calls.push({ fn: m[1], rv: null });
+      } else if (line.startsWith('Returned:') && calls.length > 0) {
+        calls[calls.length - 1].rv = line.split(/\s+/)[2] ?? null;
+      }
+    }
+    return calls;
   }
 
   /** Remove a token (as pulling it out would): SoftHSM drops it from the running daemon's list. */

@@ -7,7 +7,7 @@ import { createHash, randomBytes, verify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { PIN, REPO, Stack } from './harness.mjs';
+import { PIN, READS, REPO, Stack } from './harness.mjs';
 
 let stack;
 let fingerprint;
@@ -36,6 +36,13 @@ function call(page, fn, arg) {
   );
 }
 
+/** PKCS#11 calls the daemon made after the mark `n` (see Stack.tokenCalls). */
+const callsSince = (n) => stack.tokenCalls().slice(n);
+const SIGNING = new Set(['C_Login', 'C_SignInit', 'C_Sign']);
+const signingSince = (n) => callsSince(n).filter((c) => SIGNING.has(c.fn));
+/** Calls beyond reading slot/token state after the mark. */
+const touchesSince = (n) => callsSince(n).filter((c) => !READS.has(c.fn));
+
 const signDigest = (Segel, a) => Segel.sign({ certificate: a.certificate, digest: a.digest, digestAlgorithm: 'SHA-256', format: 'raw', documentName: a.name });
 
 function verifyP256(data, signatureB64) {
@@ -56,7 +63,7 @@ test('status on an allowed site without consent: daemon reachable, site allowed,
 
 test('cancel in Segel window → USER_CANCELLED, nothing signed', async () => {
   const page = await stack.page('allowed');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   const win = stack.waitWindow();
   const pending = call(page, signDigest, { certificate: fingerprint, digest: randomBytes(32).toString('base64'), name: 'batal.pdf' });
   const w = await win;
@@ -69,13 +76,13 @@ test('cancel in Segel window → USER_CANCELLED, nothing signed', async () => {
   assert.equal(r.ok, false);
   assert.equal(r.code, 'USER_CANCELLED');
   assert.equal(r.name, 'SegelError');
-  assert.equal(stack.signCount(), before, 'a cancelled request reached the signing handler');
+  assert.deepEqual(signingSince(mark), [], 'a cancelled request logged in or signed');
   await page.close();
 });
 
 test('wrong PIN → PIN_INCORRECT with the tries shown in the window, and no second attempt', async () => {
   const page = await stack.page('allowed');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   const win = stack.waitWindow();
   const pending = call(page, signDigest, { certificate: fingerprint, digest: randomBytes(32).toString('base64'), name: 'salah.pdf' });
   const w = await win;
@@ -92,7 +99,8 @@ test('wrong PIN → PIN_INCORRECT with the tries shown in the window, and no sec
   assert.equal(await w.isVisible('#approve'), false);
   assert.equal(await w.isDisabled('#pin'), true);
   await new Promise((res) => setTimeout(res, 700));
-  assert.equal(stack.signCount(), before + 1, 'expected exactly one signing attempt');
+  // pkcs11-spy: one C_Login, refused, and nothing after it.
+  assert.deepEqual(signingSince(mark), [{ fn: 'C_Login', rv: 'CKR_PIN_INCORRECT' }]);
   await w.click('#close');
   await page.close();
 });
@@ -189,7 +197,7 @@ test('CMS signature over a document verifies with OpenSSL against the test PKI',
 
 test('a site not in the policy is refused, no window opens and the token is not touched', async () => {
   const page = await stack.page('other');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   const opened = [];
   const onPage = (p) => opened.push(p.url());
   stack.context.on('page', onPage);
@@ -205,13 +213,13 @@ test('a site not in the policy is refused, no window opens and the token is not 
   await new Promise((res) => setTimeout(res, 300));
   stack.context.off('page', onPage);
   assert.deepEqual(opened, []);
-  assert.equal(stack.signCount(), before);
+  assert.deepEqual(touchesSince(mark), [], 'the token was touched');
   await page.close();
 });
 
 test('a page forging the allowed origin in its messages gains nothing', async () => {
   const page = await stack.page('other');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   const r = await page.evaluate(
     ([allowed, fp]) =>
       new Promise((resolve) => {
@@ -239,13 +247,13 @@ test('a page forging the allowed origin in its messages gains nothing', async ()
   );
   assert.equal(r.ok, false);
   assert.equal(r.error.code, 'ORIGIN_NOT_ALLOWED');
-  assert.equal(stack.signCount(), before);
+  assert.deepEqual(touchesSince(mark), [], 'the token was touched');
   await page.close();
 });
 
 test('a frame of another site posting into an allowed, remembered page is ignored', async () => {
   const page = await stack.page('allowed');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   await page.evaluate((src) => {
     window.responses = [];
     window.addEventListener('message', (e) => {
@@ -271,7 +279,7 @@ test('a frame of another site posting into an allowed, remembered page is ignore
   );
   await new Promise((res) => setTimeout(res, 1500));
   assert.deepEqual(await page.evaluate(() => window.responses), []);
-  assert.equal(stack.signCount(), before, 'a message from another window was acted on');
+  assert.deepEqual(touchesSince(mark), [], 'a message from another window reached the token');
   await page.close();
 });
 
@@ -332,14 +340,14 @@ test('a page calling the daemon directly gets nothing', async () => {
 
 test('bad requests are refused with BAD_REQUEST before reaching the token', async () => {
   const page = await stack.page('allowed');
-  const before = stack.signCount();
+  const mark = stack.tokenCalls().length;
   const r1 = await call(page, (Segel, fp) => Segel.sign({ certificate: fp, digest: 'bm90IGEgaGFzaA==' }), fingerprint);
   assert.equal(r1.code, 'BAD_REQUEST');
   const r2 = await call(page, (Segel) => Segel.sign({ certificate: 'nope', digest: 'AAAA' }));
   assert.equal(r2.code, 'BAD_REQUEST');
   const r3 = await call(page, (Segel) => Segel.certificates({ purpose: 'steal' }));
   assert.equal(r3.code, 'BAD_REQUEST');
-  assert.equal(stack.signCount(), before);
+  assert.deepEqual(touchesSince(mark), [], 'the token was touched');
   await page.close();
 });
 
