@@ -169,7 +169,7 @@ export function createTransport(deps: TransportDeps): Transport {
         const r = await viaHttps(ep, method, p, opts);
         path = 'https';
         return r;
-      } catch (e) {
+      } catch {
         if (opts.signal?.aborted) {
           throw new SegelError('TIMEOUT', 'the request was aborted');
         }
@@ -188,7 +188,6 @@ export function createTransport(deps: TransportDeps): Transport {
           }
         }
         httpsBroken = true;
-        void e;
       }
     }
     const r = await viaNative(method, p, opts);

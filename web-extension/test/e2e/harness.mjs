@@ -138,6 +138,15 @@ export class Stack {
     run('pkcs11-tool', [...p11, '--login', '--pin', PIN, '--write-object', join(fx, `${FIXTURE}.key.pem`), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
     run('pkcs11-tool', [...p11, '--write-object', spki, '--type', 'pubkey', '--usage-sign'], this.env);
     run('pkcs11-tool', [...p11, '--write-object', join(fx, `${FIXTURE}.crt.der`), '--type', 'cert'], this.env);
+    // A second signing key on the same token: RSA-2048 (the BSrE profile's key type).
+    this.rsaCertPem = readFileSync(join(fx, 'vendor-rsa2048.crt.pem'), 'utf8');
+    this.rsaCertDer = readFileSync(join(fx, 'vendor-rsa2048.crt.der'));
+    writeFileSync(`${spki}.rsa.pem`, run('openssl', ['x509', '-in', join(fx, 'vendor-rsa2048.crt.pem'), '-noout', '-pubkey'], this.env));
+    run('openssl', ['pkey', '-pubin', '-in', `${spki}.rsa.pem`, '-outform', 'DER', '-out', `${spki}.rsa`], this.env);
+    const rsa = ['--module', SOFTHSM, '--token-label', 'vendor', '--id', '02', '--label', 'Budi Santoso RSA'];
+    run('pkcs11-tool', [...rsa, '--login', '--pin', PIN, '--write-object', join(fx, 'vendor-rsa2048.key.pem'), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
+    run('pkcs11-tool', [...rsa, '--write-object', `${spki}.rsa`, '--type', 'pubkey', '--usage-sign'], this.env);
+    run('pkcs11-tool', [...rsa, '--write-object', join(fx, 'vendor-rsa2048.crt.der'), '--type', 'cert'], this.env);
 
     // Demo sites: one allowed by policy, one not.
     this.allowed = await demoServer();

@@ -145,6 +145,13 @@ test('remembered site, token logged in: certificates and signing need no window'
   const r = await call(page, signDigest, { certificate: c.certificate, digest, name: 'lagi.pdf' });
   assert.equal(r.ok, true, JSON.stringify(r));
   assert.ok(verifyP256(data, r.value.signature));
+  // The RSA-2048 certificate on the same token: PKCS#1 v1.5, verified with the certificate.
+  const rsaFp = createHash('sha256').update(stack.rsaCertDer).digest('hex');
+  assert.ok(certs.value.some((x) => x.fingerprint === rsaFp && x.keyType === 'rsa'), JSON.stringify(certs.value.map((x) => x.keyType)));
+  const rsa = await call(page, signDigest, { certificate: rsaFp, digest, name: 'rsa.pdf' });
+  assert.equal(rsa.ok, true, JSON.stringify(rsa));
+  assert.equal(rsa.value.algorithm, 'rsa-pkcs1-sha256');
+  assert.ok(verify('sha256', data, stack.rsaCertPem, Buffer.from(rsa.value.signature, 'base64')));
   const s = await call(page, (Segel) => Segel.status());
   assert.equal(s.value.agent.consented, true);
   assert.equal(s.value.tokens.some((t) => t.label === 'vendor' && t.present), true);
@@ -358,7 +365,7 @@ test('the demo page buttons run status, certificates and sign', async () => {
   await page.click('#btn-certs');
   await page.waitForFunction(() => document.getElementById('cert').options.length > 0);
   await page.click('#btn-sign');
-  await page.waitForFunction(() => document.getElementById('out').textContent.includes('ecdsa-sha256'));
+  await page.waitForFunction(() => /"algorithm": "(ecdsa|rsa-pkcs1)-sha256"/.test(document.getElementById('out').textContent));
   await page.close();
 });
 
