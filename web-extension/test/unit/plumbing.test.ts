@@ -256,3 +256,36 @@ test('events: SSE frames across chunk boundaries; comments skipped; names mapped
   assert.equal(pageEventName('job_progress'), 'progress');
   assert.equal(pageEventName('other'), null);
 });
+
+test('manifests: fixed Chromium ID from the key, Firefox gecko ID and background scripts', async () => {
+  const { createHash } = await import('node:crypto');
+  const root = new URL('../', import.meta.url).pathname; // dist/
+  const chromium = JSON.parse(readFileSync(`${root}chromium/manifest.json`, 'utf8')) as Record<string, unknown>;
+  const firefox = JSON.parse(readFileSync(`${root}firefox/manifest.json`, 'utf8')) as Record<string, unknown>;
+  const hex = createHash('sha256').update(Buffer.from(String(chromium.key), 'base64')).digest('hex').slice(0, 32);
+  const id = [...hex].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join('');
+  assert.equal(id, EXT, 'the documented extension ID (docs/architecture.md) no longer matches the key');
+  assert.deepEqual(chromium.background, { service_worker: 'background.js' });
+  assert.equal(chromium.manifest_version, 3);
+  assert.deepEqual(chromium.permissions, ['nativeMessaging']);
+  assert.deepEqual(chromium.host_permissions, ['https://127.0.0.1/*']);
+  assert.equal('key' in firefox, false);
+  assert.deepEqual(firefox.background, { scripts: ['background.js'] });
+  assert.equal((firefox.browser_specific_settings as { gecko: { id: string } }).gecko.id, 'segel@segel.id');
+  // Both locales carry every message.
+  const en = Object.keys(JSON.parse(readFileSync(`${root}chromium/_locales/en/messages.json`, 'utf8')) as object).sort();
+  const id_ = Object.keys(JSON.parse(readFileSync(`${root}chromium/_locales/id/messages.json`, 'utf8')) as object).sort();
+  assert.deepEqual(id_, en);
+});
+
+test("locales: every message Segel's window uses exists", () => {
+  const src = new URL('../../src/consent/', import.meta.url).pathname;
+  const html = readFileSync(`${src}consent.html`, 'utf8');
+  const ts = readFileSync(`${src}consent.ts`, 'utf8');
+  const used = new Set([...html.matchAll(/data-i18n="([A-Za-z_]+)"/g), ...ts.matchAll(/\bt\('([A-Za-z_]+)'/g)].map((m) => m[1]));
+  assert.ok(used.size > 20, `only ${used.size} keys found`);
+  const en = JSON.parse(readFileSync(new URL('../chromium/_locales/en/messages.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  for (const k of used) {
+    assert.ok(k in en, `message ${k} missing`);
+  }
+});
