@@ -115,6 +115,8 @@ test('sign a hash: window with PIN and "remember this site", signature verifies 
   await w.waitForSelector('#pin-block:not([hidden])');
   assert.equal(await w.textContent('#digest'), Buffer.from(digest, 'base64').toString('hex'));
   assert.equal(await w.isVisible('#remember-block'), true);
+  assert.equal(await w.isVisible('#final-try-block'), false, 'the final-try box shows only on the last try');
+  assert.equal(await w.isVisible('#pin-pad'), false);
   await w.fill('#pin', PIN);
   await w.check('#remember');
   await w.click('#approve');
