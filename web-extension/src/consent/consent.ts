@@ -98,6 +98,8 @@ function finished(error: WireError | null): void {
   $<HTMLInputElement>('pin').disabled = true;
   show('approve', false);
   show('cancel', false);
+  show('remember-block', false);
+  show('final-try-block', false);
   show('close', true);
   $('close').focus();
 }
