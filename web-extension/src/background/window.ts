@@ -113,6 +113,9 @@ export function createConsentUi(deps: WindowDeps): ConsentUi {
       if (req.window === 'get') {
         return { view: p.view };
       }
+      if (req.window === 'ping') {
+        return { alive: true };
+      }
       if (p.busy) {
         return { ok: false, error: { code: 'BUSY', message: 'already working' } };
       }

@@ -113,6 +113,19 @@ async function main(): Promise<void> {
     return;
   }
   render(view);
+  // Keep the background alive while the user decides; close if the request is gone.
+  // (After an error the window stays to show it; the request is settled by then.)
+  const keepAlive = setInterval(() => {
+    if (!$('close').hidden) {
+      clearInterval(keepAlive);
+      return;
+    }
+    void send({ window: 'ping', id }).then((r) => {
+      if (r.gone === true) {
+        window.close();
+      }
+    });
+  }, 20_000);
   $('cancel').addEventListener('click', () => {
     void send({ window: 'decide', id, approve: false, remember: false }).finally(() => window.close());
   });

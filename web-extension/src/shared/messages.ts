@@ -56,6 +56,9 @@ export const EVENTS_PORT = 'segel-events';
 /** Segel's window → background. */
 export type WindowRequest =
   | { window: 'get'; id: string }
+  /** Every 20 s while the window is open: keeps Chromium's service worker (and the pending
+   * request it holds) alive past its 30 s idle limit. */
+  | { window: 'ping'; id: string }
   | { window: 'decide'; id: string; approve: boolean; remember: boolean; pin?: string; finalTry?: boolean };
 
 /** What Segel's window shows (background → window). */

@@ -168,9 +168,11 @@ test('window: approve runs the operation once with the PIN; the window learns th
   const id = new URL(w.opened[0], 'x:/').searchParams.get('id') ?? '';
   const got = (await ui.handle({ window: 'get', id })) as { view: { site: string } };
   assert.equal(got.view.site, 'https://a.example');
+  assert.deepEqual(await ui.handle({ window: 'ping', id }), { alive: true });
   assert.deepEqual(await ui.handle({ window: 'decide', id, approve: true, remember: true, pin: '1234' }), { ok: true });
   assert.equal(await p, 'signed');
   assert.deepEqual(pins, ['1234']);
+  assert.deepEqual(await ui.handle({ window: 'ping', id }), { gone: true });
   // The request is finished: a second decision does nothing.
   assert.deepEqual(await ui.handle({ window: 'decide', id, approve: true, remember: true, pin: '1234' }), { gone: true });
   assert.equal(pins.length, 1);
