@@ -70,7 +70,7 @@ test('Firefox: sign a hash through Segel window; the signature verifies', async 
   );
   // Segel's window: the new top-level page (Firefox over WebDriver BiDi may report an
   // extension page's URL late, so it is found as the new target and checked by its content).
-  const target = await browser.waitForTarget((t) => t.type() === 'page' && !before.has(t), { timeout: 20000 });
+  const target = await browser.waitForTarget((t) => t.type() === 'page' && !before.has(t), { timeout: 30000 });
   const w = await target.page();
   await w.waitForFunction((uuid) => location.href.startsWith(`moz-extension://${uuid}/consent.html`), {}, FIREFOX_UUID);
   await w.waitForSelector('#pin-block:not([hidden])');

@@ -229,7 +229,7 @@ export class Stack {
     if (this.worker === undefined) {
       this.worker = await this.context.waitForEvent('serviceworker', {
         predicate: (w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`),
-        timeout: 15000,
+        timeout: 30000,
       });
     }
   }
@@ -291,7 +291,7 @@ export class Stack {
   waitWindow() {
     return this.context.waitForEvent('page', {
       predicate: (p) => p.url().startsWith(`chrome-extension://${this.extensionId}/consent.html`),
-      timeout: 15000,
+      timeout: 30000,
     });
   }
 
