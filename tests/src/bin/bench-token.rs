@@ -40,7 +40,8 @@ fn main() -> Result<()> {
         .context("--seconds takes a number")?
         .unwrap_or(2.0);
     if std::env::var_os(CHILD).is_some() {
-        return child(Duration::from_secs_f64(seconds));
+        let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+        return child(Duration::from_secs_f64(seconds), only);
     }
     let hsm = SoftHsm::new()?;
     hsm.init_token("bench", "87654321", PIN)?;
@@ -63,7 +64,48 @@ struct Case {
     label: &'static str,
 }
 
-fn child(duration: Duration) -> Result<()> {
+/// One measurement: throughput, and how many CPUs the process kept busy meanwhile.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+    ops_per_second: f64,
+    cores: f64,
+}
+
+impl Measured {
+    fn best(self, other: Measured) -> Measured {
+        if other.ops_per_second > self.ops_per_second {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// Times a measurement window: started before the first operation, finished after the last.
+struct Window {
+    start: Instant,
+    cpu: Duration,
+}
+
+impl Window {
+    fn start() -> Window {
+        Window {
+            cpu: process_cpu(),
+            start: Instant::now(),
+        }
+    }
+
+    fn finish(&self, ops: u64) -> Measured {
+        let wall = self.start.elapsed().as_secs_f64();
+        let cpu = process_cpu().saturating_sub(self.cpu).as_secs_f64();
+        Measured {
+            ops_per_second: ops as f64 / wall,
+            cores: cpu / wall,
+        }
+    }
+}
+
+fn child(duration: Duration, only: Option<String>) -> Result<()> {
     let module = PathBuf::from(std::env::var(CHILD)?);
     let cases = [
         Case {
@@ -82,23 +124,32 @@ fn child(duration: Duration) -> Result<()> {
         duration.as_secs_f64()
     );
     println!(
-        "{:<16} {:>7} {:>12} {:>12} {:>7}",
-        "key", "threads", "raw ops/s", "segel ops/s", "ratio"
+        "{:<16} {:>7} {:>12} {:>12} {:>7} {:>9} {:>9}",
+        "key", "threads", "raw ops/s", "segel ops/s", "ratio", "raw CPUs", "segel CPUs"
     );
     let mut worst: f64 = f64::INFINITY;
     for case in &cases {
+        if only.as_deref().is_some_and(|o| !case.label.contains(o)) {
+            continue;
+        }
         for threads in [1usize, 2] {
-            let mut raw_best: f64 = 0.0;
-            let mut layer_best: f64 = 0.0;
+            let mut raw_best = Measured::default();
+            let mut layer_best = Measured::default();
             for _ in 0..2 {
-                raw_best = raw_best.max(raw(&module, case, threads, duration)?);
-                layer_best = layer_best.max(layer(&module, case, threads, duration)?);
+                raw_best = raw_best.best(raw(&module, case, threads, duration)?);
+                layer_best = layer_best.best(layer(&module, case, threads, duration)?);
             }
-            let ratio = layer_best / raw_best;
+            let ratio = layer_best.ops_per_second / raw_best.ops_per_second;
             worst = worst.min(ratio);
             println!(
-                "{:<16} {:>7} {:>12.0} {:>12.0} {:>7.3}",
-                case.name, threads, raw_best, layer_best, ratio
+                "{:<16} {:>7} {:>12.0} {:>12.0} {:>7.3} {:>9.2} {:>9.2}",
+                case.name,
+                threads,
+                raw_best.ops_per_second,
+                layer_best.ops_per_second,
+                ratio,
+                raw_best.cores,
+                layer_best.cores
             );
         }
     }
@@ -109,12 +160,27 @@ fn child(duration: Duration) -> Result<()> {
     Ok(())
 }
 
+/// CPU time used by this whole process so far (all threads), from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces):
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ") ".
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn digest() -> Vec<u8> {
     HashAlg::Sha256.digest(b"bench")
 }
 
 /// Raw cryptoki: one session per thread, one login, sign in a loop.
-fn raw(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
+fn raw(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<Measured> {
     let ctx = Pkcs11::new(module)?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(())
@@ -147,7 +213,7 @@ fn raw(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result
     }
     let label = case.label.as_bytes().to_vec();
     let ecdsa = case.fixture.contains("p256");
-    let start = Instant::now();
+    let window = Window::start();
     std::thread::scope(|scope| -> Result<()> {
         let mut handles = Vec::new();
         for session in sessions {
@@ -190,11 +256,11 @@ fn raw(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result
         }
         Ok(())
     })?;
-    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+    Ok(window.finish(count.load(Ordering::Relaxed)))
 }
 
 /// Segel's token layer: `threads` sessions, several requests in flight.
-fn layer(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<f64> {
+fn layer(module: &Path, case: &Case, threads: usize, duration: Duration) -> Result<Measured> {
     let service = TokenService::start(
         &[ModuleSpec {
             path: module.to_path_buf(),
@@ -221,9 +287,9 @@ fn layer(module: &Path, case: &Case, threads: usize, duration: Duration) -> Resu
     }
     let in_flight = threads * 4;
     let mut queue = std::collections::VecDeque::new();
-    let start = Instant::now();
+    let window = Window::start();
     let mut done: u64 = 0;
-    while start.elapsed() < duration {
+    while window.start.elapsed() < duration {
         while queue.len() < in_flight {
             queue.push_back(service.sign_digest(&cert, &request, d.clone(), pin.clone()));
         }
@@ -232,9 +298,9 @@ fn layer(module: &Path, case: &Case, threads: usize, duration: Duration) -> Resu
             done += 1;
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let measured = window.finish(done);
     for reply in queue {
         reply.wait()?;
     }
-    Ok(done as f64 / elapsed)
+    Ok(measured)
 }
