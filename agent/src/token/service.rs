@@ -16,7 +16,7 @@ use super::module::{self, LoadedModule, ModuleSpec};
 use super::ops::{self, DecryptPadding, HashAlg, SignScheme};
 use super::unpad::ImplicitRejectionKey;
 use super::worker::{Reply, WorkerPool};
-use crate::certinfo::{PublicKey, normalise_fingerprint};
+use crate::certinfo::{CertInfo, PublicKey, normalise_fingerprint};
 use crate::pin::PinSource;
 
 /// Which token, within this service: module index and slot.
@@ -274,8 +274,8 @@ impl SessionState {
         }
     }
 
-    /// The private key for a certificate (cached per session).
-    fn key_for(&mut self, cert: &CertificateEntry) -> Result<ObjectHandle, TokenError> {
+    /// The private key for a certificate: searched once per session, then a map lookup.
+    fn key_for(&mut self, cert: &KeyRef) -> Result<ObjectHandle, TokenError> {
         if let Some(h) = self.keys.get(&cert.info.fingerprint_sha256) {
             return Ok(*h);
         }
@@ -285,6 +285,22 @@ impl SessionState {
         self.keys
             .insert(cert.info.fingerprint_sha256.clone(), key.handle);
         Ok(key.handle)
+    }
+}
+
+/// What a job needs to find a certificate's private key: less than a whole
+/// [`CertificateEntry`], so queuing an operation copies one short CKA_ID, not five strings.
+struct KeyRef {
+    info: Arc<CertInfo>,
+    id: Vec<u8>,
+}
+
+impl KeyRef {
+    fn of(cert: &CertificateEntry) -> KeyRef {
+        KeyRef {
+            info: Arc::clone(&cert.info),
+            id: cert.id.clone(),
+        }
     }
 }
 
@@ -482,7 +498,7 @@ impl TokenService {
                 "{scheme:?} over a precomputed hash (only combined hash-and-sign mechanisms); sign the whole message instead"
             ))));
         }
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
                 state.ensure_login(&pin)?;
@@ -541,7 +557,7 @@ impl TokenService {
                 request.hash.name()
             ))));
         }
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         let hash = request.hash;
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
@@ -572,7 +588,7 @@ impl TokenService {
             Err(e) => return Reply::ready(Err(e)),
         };
         let raw = handle.mechanisms.contains(&MechanismType::RSA_X_509);
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         let irk = Arc::clone(&self.inner.irk);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
@@ -608,7 +624,7 @@ impl TokenService {
             Ok(h) => h,
             Err(e) => return Reply::ready(Err(e)),
         };
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
                 state.ensure_login(&pin)?;

@@ -22,6 +22,7 @@
 //! keeps both cores busy, every cycle the layer's client and hand-offs use comes out of the
 //! signing threads' time.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +36,7 @@ use cryptoki::session::UserType;
 use secrecy::SecretString;
 use segel_agent::pin::FixedPin;
 use segel_agent::token::{
-    HashAlg, ModuleSource, ModuleSpec, ServiceOptions, SignRequest, TokenService,
+    HashAlg, ModuleSource, ModuleSpec, Reply, ServiceOptions, SignRequest, TokenService,
 };
 use segel_tests::fixtures::fixture;
 use segel_tests::softhsm::SoftHsm;
@@ -51,6 +52,7 @@ struct Options {
     seconds: f64,
     rounds: usize,
     only: Option<String>,
+    client: Client,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -70,6 +72,10 @@ fn main() -> Result<()> {
             .context("--rounds takes a number")?
             .unwrap_or(5),
         only: arg("--only"),
+        client: arg("--client")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(Client::Waves),
     };
     if std::env::var_os(CHILD).is_some() {
         return child(&options);
@@ -117,26 +123,32 @@ fn child(options: &Options) -> Result<()> {
         },
     ];
     println!(
-        "token layer vs raw cryptoki on SoftHSM2: {} rounds of {:.1} s per side; medians, \
-         ratio spread min-max",
+        "token layer vs raw cryptoki on SoftHSM2: {} rounds of {:.1} s per side, client {:?}; \
+         medians, ratio spread min-max",
         options.rounds,
-        duration.as_secs_f64()
+        duration.as_secs_f64(),
+        options.client
     );
     println!(
-        "{:<16} {:>7} {:>10} {:>11} {:>7} {:>13} {:>8} {:>10} {:>11}",
+        "{:<16} {:>3} {:>10} {:>11} {:>6} {:>11} {:>9} {:>13} {:>6}",
         "key",
-        "threads",
+        "thr",
         "raw ops/s",
         "segel ops/s",
         "ratio",
         "spread",
-        "raw CPUs",
-        "segel CPUs",
-        "other CPUs"
+        "CPUs r/s",
+        "CPU µs/op r/s",
+        "others"
     );
     let mut worst: f64 = f64::INFINITY;
+    let mut noisiest: f64 = 0.0;
     for case in &cases {
-        if options.only.as_deref().is_some_and(|o| !case.label.contains(o)) {
+        if options
+            .only
+            .as_deref()
+            .is_some_and(|o| !case.label.contains(o))
+        {
             continue;
         }
         let verifier = Verifier::for_fixture(case)?;
@@ -147,9 +159,12 @@ fn child(options: &Options) -> Result<()> {
             for round in 0..options.rounds {
                 let (r, l) = if round % 2 == 0 {
                     let r = raw(&module, case, threads, duration, &verifier)?;
-                    (r, layer(&module, case, threads, duration, &verifier)?)
+                    (
+                        r,
+                        layer(&module, case, threads, duration, options.client, &verifier)?,
+                    )
                 } else {
-                    let l = layer(&module, case, threads, duration, &verifier)?;
+                    let l = layer(&module, case, threads, duration, options.client, &verifier)?;
                     (raw(&module, case, threads, duration, &verifier)?, l)
                 };
                 ratios.push(l.ops_per_second / r.ops_per_second);
@@ -163,25 +178,32 @@ fn child(options: &Options) -> Result<()> {
                 ratios.iter().copied().fold(f64::INFINITY, f64::min),
                 ratios.iter().copied().fold(0.0, f64::max)
             );
+            let med = |side: &[Measured], f: fn(&Measured) -> f64| {
+                median(&side.iter().map(f).collect::<Vec<_>>())
+            };
+            let others = med(&[raws.as_slice(), layers.as_slice()].concat(), |m| m.others);
+            noisiest = noisiest.max(others);
             println!(
-                "{:<16} {:>7} {:>10.0} {:>11.0} {:>7.3} {:>13} {:>8.2} {:>10.2} {:>11.2}",
+                "{:<16} {:>3} {:>10.0} {:>11.0} {:>6.3} {:>11} {:>4.2}/{:<4.2} {:>6.1}/{:<6.1} {:>6.2}",
                 case.name,
                 threads,
-                median(&raws.iter().map(|m| m.ops_per_second).collect::<Vec<_>>()),
-                median(&layers.iter().map(|m| m.ops_per_second).collect::<Vec<_>>()),
+                med(&raws, |m| m.ops_per_second),
+                med(&layers, |m| m.ops_per_second),
                 ratio,
                 spread,
-                median(&raws.iter().map(|m| m.cores).collect::<Vec<_>>()),
-                median(&layers.iter().map(|m| m.cores).collect::<Vec<_>>()),
-                median(
-                    &raws
-                        .iter()
-                        .chain(&layers)
-                        .map(|m| m.others)
-                        .collect::<Vec<_>>()
-                ),
+                med(&raws, |m| m.cores),
+                med(&layers, |m| m.cores),
+                med(&raws, |m| 1e6 * m.cores / m.ops_per_second),
+                med(&layers, |m| 1e6 * m.cores / m.ops_per_second),
+                others,
             );
         }
+    }
+    if noisiest > 0.25 {
+        println!(
+            "warning: other processes kept up to {noisiest:.2} CPUs busy during a row; \
+             throughput ratios are then mostly scheduling noise (compare CPU µs/op)"
+        );
     }
     println!(
         "worst median ratio {worst:.3} (target >= 0.95): {}",
@@ -319,9 +341,13 @@ impl Verifier {
     }
 
     fn check_all(&self, samples: &[Vec<u8>], der: bool) -> Result<()> {
-        ensure!(!samples.is_empty(), "no signature was kept for verification");
+        ensure!(
+            !samples.is_empty(),
+            "no signature was kept for verification"
+        );
         for s in samples {
-            self.check(s, der).context("a benchmark signature does not verify")?;
+            self.check(s, der)
+                .context("a benchmark signature does not verify")?;
         }
         Ok(())
     }
@@ -429,12 +455,52 @@ fn raw(
     Ok(measured)
 }
 
+/// Counts finished operations and keeps every [`SAMPLE_EVERY`]th signature.
+#[derive(Default)]
+struct Done {
+    count: u64,
+    samples: Vec<Vec<u8>>,
+}
+
+impl Done {
+    fn keep(&mut self, signature: Vec<u8>) {
+        if self.count % SAMPLE_EVERY == 0 {
+            self.samples.push(signature);
+        }
+        self.count += 1;
+    }
+}
+
+/// How the benchmark's client waits for the token layer's replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    /// Requests go in waves of 8 per session, two waves queued; a wave's replies are
+    /// collected once its last one is in — one wake-up per wave, as a busy daemon's runtime
+    /// collects completions while it is working anyway.
+    Waves,
+    /// 4 requests per session in flight; the client blocks on each reply in turn — one
+    /// wake-up per operation, as an idle daemon serving one request at a time.
+    Each,
+}
+
+impl std::str::FromStr for Client {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Client> {
+        match s {
+            "waves" => Ok(Client::Waves),
+            "each" => Ok(Client::Each),
+            _ => bail!("--client is waves or each"),
+        }
+    }
+}
+
 /// Segel's token layer: `threads` sessions, several requests in flight.
 fn layer(
     module: &Path,
     case: &Case,
     threads: usize,
     duration: Duration,
+    client: Client,
     verifier: &Verifier,
 ) -> Result<Measured> {
     let service = TokenService::start(
@@ -455,59 +521,54 @@ fn layer(
         hash: HashAlg::Sha256,
     };
     let d = digest();
+    let sign = || service.sign_digest(&cert, &request, d.clone(), pin.clone());
     // Warm up: log in and look the key up on every session (all queued at once, so every
     // worker takes some).
-    let warm: Vec<_> = (0..threads * 4)
-        .map(|_| service.sign_digest(&cert, &request, d.clone(), pin.clone()))
-        .collect();
+    let warm: Vec<_> = (0..threads * 4).map(|_| sign()).collect();
     for reply in warm {
         reply.wait()?;
     }
-    let mut samples = Vec::new();
+    let mut done = Done::default();
+    let mut pending: VecDeque<Vec<Reply<Vec<u8>>>> = VecDeque::new();
     let window = Window::start();
-    let mut done: u64 = 0;
-    let mut keep = |sig: Vec<u8>, done: &mut u64| {
-        if *done % SAMPLE_EVERY == 0 {
-            samples.push(sig);
-        }
-        *done += 1;
-    };
-    let sign = || service.sign_digest(&cert, &request, d.clone(), pin.clone());
-    let mut waves = std::collections::VecDeque::new();
-    if std::env::var_os("BENCH_WAVES").is_some() {
-        let wave = threads * 8;
-        while window.start.elapsed() < duration {
-            while waves.len() < 2 {
-                waves.push_back((0..wave).map(|_| sign()).collect::<Vec<_>>());
-            }
-            if let Some(mut replies) = waves.pop_front() {
-                // The last reply first: when it is in, the rest of the wave is too.
+    match client {
+        Client::Waves => {
+            let wave = threads * 8;
+            while window.start.elapsed() < duration {
+                while pending.len() < 2 {
+                    pending.push_back((0..wave).map(|_| sign()).collect());
+                }
+                let Some(mut replies) = pending.pop_front() else {
+                    continue;
+                };
+                // The last reply first: when it is in, the rest of the wave is too (the
+                // workers take jobs in order), so the client sleeps once per wave.
                 if let Some(last) = replies.pop() {
                     let last = last.wait()?;
                     for reply in replies {
-                        keep(reply.wait()?, &mut done);
+                        done.keep(reply.wait()?);
                     }
-                    keep(last, &mut done);
+                    done.keep(last);
                 }
             }
         }
-    } else {
-        let in_flight = threads * 4;
-        let mut queue = std::collections::VecDeque::new();
-        while window.start.elapsed() < duration {
-            while queue.len() < in_flight {
-                queue.push_back(sign());
+        Client::Each => {
+            let mut queue = VecDeque::new();
+            while window.start.elapsed() < duration {
+                while queue.len() < threads * 4 {
+                    queue.push_back(sign());
+                }
+                if let Some(reply) = queue.pop_front() {
+                    done.keep(reply.wait()?);
+                }
             }
-            if let Some(reply) = queue.pop_front() {
-                keep(reply.wait()?, &mut done);
-            }
+            pending.push_back(queue.into());
         }
-        waves.push_back(queue.into_iter().collect());
     }
-    let measured = window.finish(done);
-    for reply in waves.into_iter().flatten() {
+    let measured = window.finish(done.count);
+    for reply in pending.into_iter().flatten() {
         reply.wait()?;
     }
-    verifier.check_all(&samples, true)?;
+    verifier.check_all(&done.samples, true)?;
     Ok(measured)
 }
