@@ -634,6 +634,19 @@ impl TokenService {
         })
     }
 
+    /// End every token's workers once their queued jobs are done, and wait until each has
+    /// closed its session. Afterwards the module can be finalised (when the last clone of
+    /// the service is dropped) with no session still in use by a thread — for a daemon's
+    /// graceful shutdown, or a program that loads the same module again. A clone that
+    /// keeps working afterwards starts fresh workers at its next certificate lookup.
+    pub fn shutdown(self) {
+        let handles: Vec<Arc<TokenHandle>> =
+            lock(&self.inner.tokens).drain().map(|(_, h)| h).collect();
+        for handle in handles {
+            handle.pool.shutdown();
+        }
+    }
+
     /// Log out of every token (end of a CLI run, or when a daemon operation is over).
     pub fn logout_all(&self) {
         let handles: Vec<Arc<TokenHandle>> = lock(&self.inner.tokens).values().cloned().collect();

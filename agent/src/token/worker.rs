@@ -60,15 +60,20 @@ impl<S> Queue<S> {
         }
     }
 
-    fn push(&self, job: Job<S>) {
+    /// Queue a job; gives it back if the pool was shut down and no worker would run it.
+    fn push(&self, job: Job<S>) -> Result<(), Job<S>> {
         let wake = {
             let mut state = self.lock();
+            if state.closed {
+                return Err(job);
+            }
             state.jobs.push_back(job);
             state.idle > 0
         };
         if wake {
             self.wake.notify_one();
         }
+        Ok(())
     }
 
     fn close(&self) {
@@ -80,6 +85,7 @@ impl<S> Queue<S> {
 /// A pool of threads, each owning an `S`, running jobs from one queue.
 pub(crate) struct WorkerPool<S> {
     queue: Arc<Queue<S>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl<S> std::fmt::Debug for WorkerPool<S> {
@@ -113,12 +119,13 @@ impl<S: 'static> WorkerPool<S> {
         });
         let pool = WorkerPool {
             queue: Arc::clone(&queue),
+            threads: Mutex::new(Vec::new()),
         };
         let make_state = Arc::new(make_state);
         for i in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             let make_state = Arc::clone(&make_state);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     let mut state = make_state();
@@ -130,8 +137,27 @@ impl<S: 'static> WorkerPool<S> {
                     function: "spawn worker".to_owned(),
                     rv: e.to_string(),
                 })?;
+            pool.threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(thread);
         }
         Ok(pool)
+    }
+
+    /// Stop taking jobs, let the workers finish the queued ones, and wait until every
+    /// thread has ended and dropped its state (closing its session). Later submissions
+    /// get [`TokenError::WorkerGone`].
+    pub(crate) fn shutdown(&self) {
+        self.queue.close();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let me = std::thread::current().id();
+        for thread in threads {
+            // A job that shuts its own pool down cannot wait for itself.
+            if thread.thread().id() != me {
+                let _ = thread.join(); // a worker's panic was already reported to its caller
+            }
+        }
     }
 
     /// Queue a job; its result comes back through the returned [`Reply`].
@@ -140,13 +166,17 @@ impl<S: 'static> WorkerPool<S> {
         job: impl FnOnce(&mut S) -> Result<R, TokenError> + Send + 'static,
     ) -> Reply<R> {
         let (tx, rx) = oneshot::channel();
-        self.queue.push(Box::new(move |state: &mut S| {
+        let pushed = self.queue.push(Box::new(move |state: &mut S| {
             // A panic in token code must not kill the worker and hang the caller: the
             // caller sees WorkerGone, the thread keeps serving.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(state)))
                 .unwrap_or(Err(TokenError::WorkerGone));
             let _ = tx.send(result); // the caller may have given up waiting
         }));
+        if let Err(job) = pushed {
+            // The job's sender goes with it, so the caller reads WorkerGone at once.
+            drop(job);
+        }
         Reply(rx)
     }
 }
@@ -232,6 +262,59 @@ mod tests {
         let b = pool.submit(move |_: &mut ()| tx.send(()).map_err(|_| TokenError::WorkerGone));
         b.wait().unwrap();
         a.wait().unwrap();
+    }
+
+    #[test]
+    fn jobs_queued_before_the_pool_is_dropped_still_run() {
+        let pool = WorkerPool::spawn("t", 1, || ()).unwrap();
+        let replies: Vec<_> = (0..5)
+            .map(|i| pool.submit(move |_: &mut ()| Ok(i)))
+            .collect();
+        drop(pool);
+        let got: Vec<i32> = replies.into_iter().map(|r| r.wait().unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn shutdown_waits_for_the_workers_to_drop_their_state_and_refuses_later_jobs() {
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                // Slow teardown, like closing a session on a slow token.
+                std::thread::sleep(Duration::from_millis(50));
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        let pool = WorkerPool::spawn("t", 2, move || Flag(Arc::clone(&flag))).unwrap();
+        let queued = pool.submit(|_: &mut Flag| Ok(1));
+        pool.shutdown();
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(queued.wait().unwrap(), 1);
+        let late = pool.submit(|_: &mut Flag| Ok(2)).wait();
+        assert!(matches!(late, Err(TokenError::WorkerGone)));
+    }
+
+    #[test]
+    fn many_jobs_from_many_threads_each_get_their_own_answer() {
+        let pool = Arc::new(WorkerPool::spawn("t", 2, || ()).unwrap());
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    let replies: Vec<_> = (0..500)
+                        .map(|i| pool.submit(move |_: &mut ()| Ok(c * 1000 + i)))
+                        .collect();
+                    for (i, r) in replies.into_iter().enumerate() {
+                        assert_eq!(r.wait().unwrap(), c * 1000 + i);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
     }
 
     #[test]

@@ -419,27 +419,30 @@ fn raw(
         let window = Window::start();
         let handles: Vec<_> = keyed
             .into_iter()
-            .map(|(session, key)| {
-                scope.spawn(move || -> Result<Vec<Vec<u8>>> {
-                    let mech = if ecdsa {
-                        Mechanism::Ecdsa
-                    } else {
-                        Mechanism::RsaPkcs
-                    };
-                    let mut samples = Vec::new();
-                    let mut n: u64 = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let sig = session.sign(&mech, key, input)?;
-                        if n % SAMPLE_EVERY == 0 {
-                            samples.push(sig);
+            .enumerate()
+            .map(|(i, (session, key))| {
+                std::thread::Builder::new()
+                    .name(format!("raw-{i}"))
+                    .spawn_scoped(scope, move || -> Result<Vec<Vec<u8>>> {
+                        let mech = if ecdsa {
+                            Mechanism::Ecdsa
+                        } else {
+                            Mechanism::RsaPkcs
+                        };
+                        let mut samples = Vec::new();
+                        let mut n: u64 = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            let sig = session.sign(&mech, key, input)?;
+                            if n % SAMPLE_EVERY == 0 {
+                                samples.push(sig);
+                            }
+                            n += 1;
                         }
-                        n += 1;
-                    }
-                    count.fetch_add(n, Ordering::Relaxed);
-                    Ok(samples)
-                })
+                        count.fetch_add(n, Ordering::Relaxed);
+                        Ok(samples)
+                    })
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
         let mut samples = Vec::new();
@@ -569,6 +572,8 @@ fn layer(
     for reply in pending.into_iter().flatten() {
         reply.wait()?;
     }
+    // Close the sessions before the next measurement loads the module again.
+    service.shutdown();
     verifier.check_all(&done.samples, true)?;
     Ok(measured)
 }
