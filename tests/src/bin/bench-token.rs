@@ -56,6 +56,8 @@ const PIN: &str = "123456";
 const CHILD: &str = "SEGEL_BENCH_CHILD";
 /// The message both sides sign (its SHA-256 digest).
 const MESSAGE: &[u8] = b"bench";
+/// Requests per session in one wave of the default client; two waves are queued.
+const WAVE_PER_SESSION: usize = 16;
 /// Every this many operations one signature is kept for verification.
 const SAMPLE_EVERY: u64 = 256;
 
@@ -258,32 +260,49 @@ impl Window {
         }
     }
 
-    fn finish(&self, ops: u64) -> Measured {
-        let wall = self.start.elapsed().as_secs_f64();
+    /// End the window (while the threads that worked in it are still alive).
+    fn stop(&self) -> Stopped {
         let cpu = process_cpu().saturating_sub(self.cpu).as_secs_f64();
         let machine = machine_busy().saturating_sub(self.machine).as_secs_f64();
-        Measured {
-            ops_per_second: ops as f64 / wall,
-            cores: cpu / wall,
-            others: (machine - cpu).max(0.0) / wall,
+        Stopped {
+            wall: self.start.elapsed().as_secs_f64(),
+            cpu,
+            others: (machine - cpu).max(0.0),
         }
     }
 }
 
-/// CPU time used by this whole process so far (all threads), from /proc/self/stat.
+/// Wall and CPU seconds of a finished window.
+struct Stopped {
+    wall: f64,
+    cpu: f64,
+    others: f64,
+}
+
+impl Stopped {
+    fn measured(&self, ops: u64) -> Measured {
+        Measured {
+            ops_per_second: ops as f64 / self.wall,
+            cores: self.cpu / self.wall,
+            others: self.others / self.wall,
+        }
+    }
+}
+
+/// CPU time the process's live threads have used so far: the sum of each thread's
+/// on-CPU nanoseconds in /proc/self/task/*/schedstat (exact, where /proc/self/stat counts
+/// 10 ms ticks — too coarse for a one-second window of a process getting a third of a core).
+/// Threads that ended are not counted: windows are read while their threads run.
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // utime and stime are fields 14 and 15 (proc(5)); the command name before them is in
-    // parentheses and may contain spaces, so count from its closing parenthesis.
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
-    // Clock ticks are 1/100 s on Linux (sysconf(_SC_CLK_TCK), fixed by the kernel ABI).
-    Duration::from_millis(ticks * 10)
+    Duration::from_nanos(nanos)
 }
 
 /// CPU time all processes on the machine used so far (the `cpu` line of /proc/stat: every
@@ -450,6 +469,9 @@ fn raw(
             })
             .collect::<std::io::Result<_>>()?;
         std::thread::sleep(duration);
+        // The window ends while the signing threads still run (their CPU time is read from
+        // their live task entries); at most one signature per thread finishes after it.
+        let stopped = window.stop();
         stop.store(true, Ordering::Relaxed);
         let mut samples = Vec::new();
         for h in handles {
@@ -458,7 +480,7 @@ fn raw(
                     .map_err(|_| anyhow::anyhow!("raw thread panicked"))??,
             );
         }
-        Ok((window.finish(count.load(Ordering::Relaxed)), samples))
+        Ok((stopped.measured(count.load(Ordering::Relaxed)), samples))
     })?;
     verifier.check_all(&samples, false)?;
     Ok(measured)
@@ -483,7 +505,7 @@ impl Done {
 /// How the benchmark's client waits for the token layer's replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Client {
-    /// Requests go in waves of 8 per session, two waves queued; a wave's replies are
+    /// Requests go in waves of [`WAVE_PER_SESSION`] per session, two waves queued; a wave's replies are
     /// collected once its last one is in — one wake-up per wave, as a busy daemon's runtime
     /// collects completions while it is working anyway.
     Waves,
@@ -542,7 +564,7 @@ fn layer(
     let window = Window::start();
     match client {
         Client::Waves => {
-            let wave = threads * 8;
+            let wave = threads * WAVE_PER_SESSION;
             while window.start.elapsed() < duration {
                 while pending.len() < 2 {
                     pending.push_back((0..wave).map(|_| sign()).collect());
@@ -574,7 +596,7 @@ fn layer(
             pending.push_back(queue.into());
         }
     }
-    let measured = window.finish(done.count);
+    let measured = window.stop().measured(done.count);
     for reply in pending.into_iter().flatten() {
         reply.wait()?;
     }
