@@ -818,3 +818,68 @@ both_backends!(
     one_login_serves_many_operations_and_a_refused_pin_is_not_retried,
     two_tokens_sign_concurrently_each_on_its_own_worker,
 );
+
+#[test]
+fn each_signature_after_the_first_is_one_sign_init_and_the_sign_calls_with_the_key_handle_cached()
+-> Result<()> {
+    if is_child() {
+        use segel_agent::token::{HashAlg, ServiceOptions, SignRequest};
+        // One session, so the warm-up below is sure to have logged in and found the key on it.
+        let options = ServiceOptions {
+            sessions_per_soft_token: Some(1),
+        };
+        let service = service_with(Spy::MODULE, options)?;
+        let pin: Arc<dyn segel_agent::pin::PinSource> =
+            Arc::new(CountingPin(AtomicUsize::new(0), PIN));
+        let cert = service
+            .find_certificate(&child_env("FP")?.parse()?)
+            .wait()?;
+        let request = SignRequest {
+            scheme: None,
+            hash: HashAlg::Sha256,
+        };
+        let digest = HashAlg::Sha256.digest(b"dokumen penawaran");
+        service
+            .sign_digest(&cert, &request, digest.clone(), pin.clone())
+            .wait()?;
+        // From here on only what the signatures themselves cost goes into the log
+        // (pkcs11-spy appends, so truncating it from here works).
+        std::fs::write(child_env("PKCS11SPY_OUTPUT")?, b"")?;
+        let replies: Vec<_> = (0..10)
+            .map(|_| service.sign_digest(&cert, &request, digest.clone(), pin.clone()))
+            .collect();
+        for r in replies {
+            r.wait()?;
+        }
+        return Ok(());
+    }
+    let hsm = token_with("vendor", &["vendor-p256"])?;
+    let spy = Spy::new(hsm.module_path())?;
+    let mut envs = hsm.envs();
+    envs.extend(spy.envs());
+    envs.push((
+        "FP".into(),
+        fixture("vendor-p256")?.entry.fingerprint_sha256.into(),
+    ));
+    run_in_child(
+        "each_signature_after_the_first_is_one_sign_init_and_the_sign_calls_with_the_key_handle_cached",
+        &envs,
+    )?;
+    // The service's teardown when the child exits (closing its session) is not per signature.
+    let calls: Vec<_> = spy
+        .calls()?
+        .into_iter()
+        .filter(|c| !matches!(c.function.as_str(), "C_CloseSession" | "C_Finalize"))
+        .collect();
+    let count = |f: &str| calls.iter().filter(|c| c.function == f).count();
+    // cryptoki's Session::sign asks for the length first (C_Sign with no buffer), then signs:
+    // the same two C_Sign calls raw cryptoki makes. Nothing else: no key search, no login
+    // check, no token info per operation.
+    ensure!(count("C_SignInit") == 10, "{calls:?}");
+    ensure!(count("C_Sign") == 20, "{calls:?}");
+    ensure!(
+        calls.len() == 30,
+        "unexpected calls per signature: {calls:?}"
+    );
+    Ok(())
+}

@@ -19,7 +19,7 @@ use super::module::{self, LoadedModule, ModuleSpec};
 use super::ops::{self, DecryptPadding, HashAlg, SignScheme};
 use super::unpad::ImplicitRejectionKey;
 use super::worker::{Reply, WorkerPool};
-use crate::certinfo::{PublicKey, normalise_fingerprint};
+use crate::certinfo::{CertInfo, PublicKey, normalise_fingerprint};
 use crate::pin::PinSource;
 
 /// Which token, within this service: module index and slot.
@@ -277,8 +277,8 @@ impl SessionState {
         }
     }
 
-    /// The private key for a certificate (cached per session).
-    fn key_for(&mut self, cert: &CertificateEntry) -> Result<ObjectHandle, TokenError> {
+    /// The private key for a certificate: searched once per session, then a map lookup.
+    fn key_for(&mut self, cert: &KeyRef) -> Result<ObjectHandle, TokenError> {
         if let Some(h) = self.keys.get(&cert.info.fingerprint_sha256) {
             return Ok(*h);
         }
@@ -288,6 +288,22 @@ impl SessionState {
         self.keys
             .insert(cert.info.fingerprint_sha256.clone(), key.handle);
         Ok(key.handle)
+    }
+}
+
+/// What a job needs to find a certificate's private key: less than a whole
+/// [`CertificateEntry`], so queuing an operation copies one short CKA_ID, not five strings.
+struct KeyRef {
+    info: Arc<CertInfo>,
+    id: Vec<u8>,
+}
+
+impl KeyRef {
+    fn of(cert: &CertificateEntry) -> KeyRef {
+        KeyRef {
+            info: Arc::clone(&cert.info),
+            id: cert.id.clone(),
+        }
     }
 }
 
@@ -485,7 +501,7 @@ impl TokenService {
                 "{scheme:?} over a precomputed hash (only combined hash-and-sign mechanisms); sign the whole message instead"
             ))));
         }
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
                 state.ensure_login(&pin)?;
@@ -544,7 +560,7 @@ impl TokenService {
                 request.hash.name()
             ))));
         }
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         let hash = request.hash;
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
@@ -575,7 +591,7 @@ impl TokenService {
             Err(e) => return Reply::ready(Err(e)),
         };
         let raw = handle.mechanisms.contains(&MechanismType::RSA_X_509);
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         let irk = Arc::clone(&self.inner.irk);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
@@ -611,7 +627,7 @@ impl TokenService {
             Ok(h) => h,
             Err(e) => return Reply::ready(Err(e)),
         };
-        let cert = cert.clone();
+        let cert = KeyRef::of(cert);
         handle.pool.submit(move |state: &mut SessionState| {
             state.run(|state| {
                 state.ensure_login(&pin)?;
@@ -631,6 +647,19 @@ impl TokenService {
         handle
             .pool
             .submit(move |state: &mut SessionState| state.run(|state| state.ensure_login(&pin)))
+    }
+
+    /// End every token's workers once their queued jobs are done, and wait until each has
+    /// closed its session. Afterwards the module can be finalised (when the last clone of
+    /// the service is dropped) with no session still in use by a thread — for a daemon's
+    /// graceful shutdown, or a program that loads the same module again. A clone that
+    /// keeps working afterwards starts fresh workers at its next certificate lookup.
+    pub fn shutdown(self) {
+        let handles: Vec<Arc<TokenHandle>> =
+            lock(&self.inner.tokens).drain().map(|(_, h)| h).collect();
+        for handle in handles {
+            handle.pool.shutdown();
+        }
     }
 
     /// Log out of every token (end of a CLI run, or when a daemon operation is over).

@@ -6,10 +6,10 @@
 //! ever runs on an async runtime's threads. A pool of N threads for one token shares one
 //! queue, so the token sees at most N operations at a time (N = 1 for hardware tokens).
 
+use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
@@ -18,14 +18,87 @@ use super::error::TokenError;
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
+/// The jobs waiting for a worker, shared by the pool's threads and its submitters.
+///
+/// A plain deque under a mutex, with a count of parked workers: a submitter only pays for a
+/// wake-up (a futex syscall, and on a VM an inter-processor interrupt) when some worker is
+/// actually asleep. Under load the workers never park — each takes the next job as soon
+/// as it finishes one — and handing over a job costs one uncontended lock.
+struct Queue<S> {
+    state: Mutex<QueueState<S>>,
+    wake: Condvar,
+}
+
+struct QueueState<S> {
+    jobs: VecDeque<Job<S>>,
+    /// Workers parked on `wake`.
+    idle: usize,
+    /// The pool was dropped: workers finish the queued jobs, then exit.
+    closed: bool,
+}
+
+impl<S> Queue<S> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<S>> {
+        // Jobs run outside the lock and every update under it is a single push/pop or
+        // counter change, so a poisoned lock (a panic elsewhere) leaves consistent data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next job, parking while there is none; `None` once closed and drained.
+    fn next(&self) -> Option<Job<S>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            state.idle += 1;
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.idle -= 1;
+        }
+    }
+
+    /// Queue a job; gives it back if the pool was shut down and no worker would run it.
+    fn push(&self, job: Job<S>) -> Result<(), Job<S>> {
+        let wake = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(job);
+            }
+            state.jobs.push_back(job);
+            state.idle > 0
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}
+
 /// A pool of threads, each owning an `S`, running jobs from one queue.
 pub(crate) struct WorkerPool<S> {
-    tx: Mutex<mpsc::Sender<Job<S>>>,
+    queue: Arc<Queue<S>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl<S> std::fmt::Debug for WorkerPool<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerPool").finish_non_exhaustive()
+    }
+}
+
+impl<S> Drop for WorkerPool<S> {
+    fn drop(&mut self) {
+        // Jobs already queued still run (callers may be waiting on their replies); then
+        // the threads end and drop their state (closing their sessions).
+        self.queue.close();
     }
 }
 
@@ -36,36 +109,55 @@ impl<S: 'static> WorkerPool<S> {
         threads: usize,
         make_state: impl Fn() -> S + Send + Sync + 'static,
     ) -> Result<Self, TokenError> {
-        let (tx, rx) = mpsc::channel::<Job<S>>();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                idle: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let pool = WorkerPool {
+            queue: Arc::clone(&queue),
+            threads: Mutex::new(Vec::new()),
+        };
         let make_state = Arc::new(make_state);
         for i in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
+            let queue = Arc::clone(&queue);
             let make_state = Arc::clone(&make_state);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     let mut state = make_state();
-                    loop {
-                        // The lock is held only while waiting for the next job, so idle
-                        // threads take turns; a poisoned lock means a sibling panicked
-                        // while waiting, which cannot corrupt the receiver.
-                        let job = {
-                            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
-                            guard.recv()
-                        };
-                        match job {
-                            Ok(job) => job(&mut state),
-                            Err(_) => break, // pool dropped
-                        }
+                    while let Some(job) = queue.next() {
+                        job(&mut state);
                     }
                 })
                 .map_err(|e| TokenError::Pkcs11 {
                     function: "spawn worker".to_owned(),
                     rv: e.to_string(),
                 })?;
+            pool.threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(thread);
         }
-        Ok(WorkerPool { tx: Mutex::new(tx) })
+        Ok(pool)
+    }
+
+    /// Stop taking jobs, let the workers finish the queued ones, and wait until every
+    /// thread has ended and dropped its state (closing its session). Later submissions
+    /// get [`TokenError::WorkerGone`].
+    pub(crate) fn shutdown(&self) {
+        self.queue.close();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let me = std::thread::current().id();
+        for thread in threads {
+            // A job that shuts its own pool down cannot wait for itself.
+            if thread.thread().id() != me {
+                let _ = thread.join(); // a worker's panic was already reported to its caller
+            }
+        }
     }
 
     /// Queue a job; its result comes back through the returned [`Reply`].
@@ -74,22 +166,16 @@ impl<S: 'static> WorkerPool<S> {
         job: impl FnOnce(&mut S) -> Result<R, TokenError> + Send + 'static,
     ) -> Reply<R> {
         let (tx, rx) = oneshot::channel();
-        let boxed: Job<S> = Box::new(move |state: &mut S| {
+        let pushed = self.queue.push(Box::new(move |state: &mut S| {
             // A panic in token code must not kill the worker and hang the caller: the
             // caller sees WorkerGone, the thread keeps serving.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(state)))
                 .unwrap_or(Err(TokenError::WorkerGone));
             let _ = tx.send(result); // the caller may have given up waiting
-        });
-        let sent = self
-            .tx
-            .lock()
-            .map(|tx| tx.send(boxed).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            let (tx, rx) = oneshot::channel();
-            let _ = tx.send(Err(TokenError::WorkerGone));
-            return Reply(rx);
+        }));
+        if let Err(job) = pushed {
+            // The job's sender goes with it, so the caller reads WorkerGone at once.
+            drop(job);
         }
         Reply(rx)
     }
@@ -176,6 +262,59 @@ mod tests {
         let b = pool.submit(move |_: &mut ()| tx.send(()).map_err(|_| TokenError::WorkerGone));
         b.wait().unwrap();
         a.wait().unwrap();
+    }
+
+    #[test]
+    fn jobs_queued_before_the_pool_is_dropped_still_run() {
+        let pool = WorkerPool::spawn("t", 1, || ()).unwrap();
+        let replies: Vec<_> = (0..5)
+            .map(|i| pool.submit(move |_: &mut ()| Ok(i)))
+            .collect();
+        drop(pool);
+        let got: Vec<i32> = replies.into_iter().map(|r| r.wait().unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn shutdown_waits_for_the_workers_to_drop_their_state_and_refuses_later_jobs() {
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                // Slow teardown, like closing a session on a slow token.
+                std::thread::sleep(Duration::from_millis(50));
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        let pool = WorkerPool::spawn("t", 2, move || Flag(Arc::clone(&flag))).unwrap();
+        let queued = pool.submit(|_: &mut Flag| Ok(1));
+        pool.shutdown();
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(queued.wait().unwrap(), 1);
+        let late = pool.submit(|_: &mut Flag| Ok(2)).wait();
+        assert!(matches!(late, Err(TokenError::WorkerGone)));
+    }
+
+    #[test]
+    fn many_jobs_from_many_threads_each_get_their_own_answer() {
+        let pool = Arc::new(WorkerPool::spawn("t", 2, || ()).unwrap());
+        let clients: Vec<_> = (0..4)
+            .map(|c| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    let replies: Vec<_> = (0..500)
+                        .map(|i| pool.submit(move |_: &mut ()| Ok(c * 1000 + i)))
+                        .collect();
+                    for (i, r) in replies.into_iter().enumerate() {
+                        assert_eq!(r.wait().unwrap(), c * 1000 + i);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
     }
 
     #[test]
