@@ -171,8 +171,10 @@ impl PublicKey {
 #[derive(Debug)]
 pub enum PrivateKey {
     Rsa(Box<RsaPrivateKey>),
-    P256(p256::SecretKey),
-    P384(p384::SecretKey),
+    // Signing keys, not bare scalars: a `SigningKey` carries its public key, which would
+    // otherwise be recomputed (one more scalar multiplication) for every signature.
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
 }
 
 impl PrivateKey {
@@ -188,12 +190,12 @@ impl PrivateKey {
             let curve = info.algorithm.parameters_oid().ok();
             if curve == Some(SECP256R1) {
                 return p256::SecretKey::from_pkcs8_der(der)
-                    .map(|k| Some(PrivateKey::P256(k)))
+                    .map(|k| Some(PrivateKey::P256((&k).into())))
                     .map_err(|_| Error::DeviceError);
             }
             if curve == Some(SECP384R1) {
                 return p384::SecretKey::from_pkcs8_der(der)
-                    .map(|k| Some(PrivateKey::P384(k)))
+                    .map(|k| Some(PrivateKey::P384((&k).into())))
                     .map_err(|_| Error::DeviceError);
             }
         }
@@ -210,8 +212,8 @@ impl PrivateKey {
     /// A new EC key (`CKM_EC_KEY_PAIR_GEN`).
     pub fn generate_ec(curve: Curve) -> Self {
         match curve {
-            Curve::P256 => PrivateKey::P256(p256::SecretKey::random(&mut OsRng)),
-            Curve::P384 => PrivateKey::P384(p384::SecretKey::random(&mut OsRng)),
+            Curve::P256 => PrivateKey::P256(p256::ecdsa::SigningKey::random(&mut OsRng)),
+            Curve::P384 => PrivateKey::P384(p384::ecdsa::SigningKey::random(&mut OsRng)),
         }
     }
 
@@ -220,8 +222,8 @@ impl PrivateKey {
         use pkcs8::EncodePrivateKey;
         let doc = match self {
             PrivateKey::Rsa(k) => k.to_pkcs8_der(),
-            PrivateKey::P256(k) => k.to_pkcs8_der(),
-            PrivateKey::P384(k) => k.to_pkcs8_der(),
+            PrivateKey::P256(k) => p256::SecretKey::from(k.as_nonzero_scalar()).to_pkcs8_der(),
+            PrivateKey::P384(k) => p384::SecretKey::from(k.as_nonzero_scalar()).to_pkcs8_der(),
         }
         .map_err(|_| Error::GeneralError)?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
@@ -230,8 +232,8 @@ impl PrivateKey {
     pub fn public(&self) -> PublicKey {
         match self {
             PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
-            PrivateKey::P256(k) => PublicKey::P256(k.public_key()),
-            PrivateKey::P384(k) => PublicKey::P384(k.public_key()),
+            PrivateKey::P256(k) => PublicKey::P256(k.verifying_key().into()),
+            PrivateKey::P384(k) => PublicKey::P384(k.verifying_key().into()),
         }
     }
 
@@ -306,15 +308,13 @@ impl PrivateKey {
         prehash.extend_from_slice(hash);
         match self {
             PrivateKey::P256(k) => {
-                let sk = p256::ecdsa::SigningKey::from(k);
-                let sig: p256::ecdsa::Signature = sk
+                let sig: p256::ecdsa::Signature = k
                     .sign_prehash(&prehash)
                     .map_err(|_| Error::FunctionFailed)?;
                 Ok(sig.to_bytes().to_vec())
             }
             PrivateKey::P384(k) => {
-                let sk = p384::ecdsa::SigningKey::from(k);
-                let sig: p384::ecdsa::Signature = sk
+                let sig: p384::ecdsa::Signature = k
                     .sign_prehash(&prehash)
                     .map_err(|_| Error::FunctionFailed)?;
                 Ok(sig.to_bytes().to_vec())
@@ -392,13 +392,13 @@ impl PrivateKey {
             PrivateKey::P256(k) => {
                 let pk = p256::PublicKey::from_sec1_bytes(&raw)
                     .map_err(|_| Error::MechanismParamInvalid)?;
-                let shared = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let shared = p256::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
             PrivateKey::P384(k) => {
                 let pk = p384::PublicKey::from_sec1_bytes(&raw)
                     .map_err(|_| Error::MechanismParamInvalid)?;
-                let shared = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let shared = p384::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
             PrivateKey::Rsa(_) => Err(Error::KeyTypeInconsistent),

@@ -31,23 +31,28 @@ use crate::segel::{target_dir, workspace_root};
 /// `<target>/debug/libsegel_pkcs11.so`.
 pub fn module_path() -> Result<PathBuf> {
     static SO: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    SO.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+    SO.get_or_init(|| build(false).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
 }
 
-fn build() -> Result<PathBuf> {
+/// Like [`module_path`] but the release build (`<target>/release/libsegel_pkcs11.so`), for
+/// benchmarks.
+pub fn release_module_path() -> Result<PathBuf> {
+    build(true)
+}
+
+fn build(release: bool) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    run(
-        Command::new(cargo).current_dir(workspace_root()).args([
-            "build",
-            "-q",
-            "-p",
-            "segel-pkcs11",
-        ]),
-        &[],
-    )?;
-    let so = target_dir().join("debug").join("libsegel_pkcs11.so");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "-q", "-p", "segel-pkcs11"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd, &[])?;
+    let profile = if release { "release" } else { "debug" };
+    let so = target_dir().join(profile).join("libsegel_pkcs11.so");
     ensure!(so.exists(), "{} missing after build", so.display());
     Ok(so)
 }
