@@ -36,19 +36,29 @@ pub fn module_path() -> Result<PathBuf> {
         .map_err(|e| anyhow!(e))
 }
 
-/// Like [`module_path`] but the release build (`<target>/release/libsegel_pkcs11.so`), for
-/// benchmarks.
-pub fn release_module_path() -> Result<PathBuf> {
-    build(true)
+/// Builds the module (release or debug, with `features`) and copies it to `dest`, so builds
+/// with different features can be loaded side by side (benchmarks).
+pub fn build_copy(release: bool, features: &[&str], dest: &Path) -> Result<PathBuf> {
+    let so = build_with(release, features)?;
+    std::fs::copy(&so, dest)
+        .with_context(|| format!("copying {} to {}", so.display(), dest.display()))?;
+    Ok(dest.to_path_buf())
 }
 
 fn build(release: bool) -> Result<PathBuf> {
+    build_with(release, &[])
+}
+
+fn build_with(release: bool, features: &[&str]) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
         .args(["build", "-q", "-p", "segel-pkcs11"]);
     if release {
         cmd.arg("--release");
+    }
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
     }
     run(&mut cmd, &[])?;
     let profile = if release { "release" } else { "debug" };
