@@ -169,31 +169,59 @@ impl PublicKey {
 
 /// A private key held in memory after login.
 #[derive(Debug)]
-pub enum PrivateKey {
+pub struct PrivateKey {
+    material: Material,
+    /// The same key in the system's libcrypto, for the hot signing paths (feature `openssl`).
+    #[cfg(feature = "openssl")]
+    native: Option<crate::native::NativeKey>,
+}
+
+/// The key itself (RustCrypto).
+#[derive(Debug)]
+enum Material {
     Rsa(Box<RsaPrivateKey>),
-    P256(p256::SecretKey),
-    P384(p384::SecretKey),
+    // Signing keys, not bare scalars: a `SigningKey` carries its public key, which would
+    // otherwise be recomputed (one more scalar multiplication) for every signature.
+    P256(p256::ecdsa::SigningKey),
+    P384(p384::ecdsa::SigningKey),
 }
 
 impl PrivateKey {
+    fn new(material: Material) -> Self {
+        #[cfg(feature = "openssl")]
+        {
+            let mut key = PrivateKey {
+                material,
+                native: None,
+            };
+            key.native = key
+                .to_pkcs8()
+                .ok()
+                .and_then(|der| crate::native::NativeKey::from_pkcs8(&der));
+            key
+        }
+        #[cfg(not(feature = "openssl"))]
+        PrivateKey { material }
+    }
+
     /// Reads a PKCS#8 `PrivateKeyInfo`; `Ok(None)` for algorithms this module does not support.
     pub fn from_pkcs8(der: &[u8]) -> Result<Option<Self>> {
         let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|_| Error::DeviceError)?;
         if info.algorithm.oid == RSA_ENCRYPTION {
             return RsaPrivateKey::from_pkcs8_der(der)
-                .map(|k| Some(PrivateKey::Rsa(Box::new(k))))
+                .map(|k| Some(Self::new(Material::Rsa(Box::new(k)))))
                 .map_err(|_| Error::DeviceError);
         }
         if info.algorithm.oid == EC_PUBLIC_KEY {
             let curve = info.algorithm.parameters_oid().ok();
             if curve == Some(SECP256R1) {
                 return p256::SecretKey::from_pkcs8_der(der)
-                    .map(|k| Some(PrivateKey::P256(k)))
+                    .map(|k| Some(Self::new(Material::P256((&k).into()))))
                     .map_err(|_| Error::DeviceError);
             }
             if curve == Some(SECP384R1) {
                 return p384::SecretKey::from_pkcs8_der(der)
-                    .map(|k| Some(PrivateKey::P384(k)))
+                    .map(|k| Some(Self::new(Material::P384((&k).into()))))
                     .map_err(|_| Error::DeviceError);
             }
         }
@@ -203,51 +231,51 @@ impl PrivateKey {
     /// A new RSA key (`CKM_RSA_PKCS_KEY_PAIR_GEN`) with exponent 65537.
     pub fn generate_rsa(bits: usize) -> Result<Self> {
         RsaPrivateKey::new(&mut OsRng, bits)
-            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .map(|k| Self::new(Material::Rsa(Box::new(k))))
             .map_err(|_| Error::FunctionFailed)
     }
 
     /// A new EC key (`CKM_EC_KEY_PAIR_GEN`).
     pub fn generate_ec(curve: Curve) -> Self {
         match curve {
-            Curve::P256 => PrivateKey::P256(p256::SecretKey::random(&mut OsRng)),
-            Curve::P384 => PrivateKey::P384(p384::SecretKey::random(&mut OsRng)),
+            Curve::P256 => Self::new(Material::P256(p256::ecdsa::SigningKey::random(&mut OsRng))),
+            Curve::P384 => Self::new(Material::P384(p384::ecdsa::SigningKey::random(&mut OsRng))),
         }
     }
 
     /// PKCS#8 `PrivateKeyInfo` DER (for writing the key file), wiped on drop.
     pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
         use pkcs8::EncodePrivateKey;
-        let doc = match self {
-            PrivateKey::Rsa(k) => k.to_pkcs8_der(),
-            PrivateKey::P256(k) => k.to_pkcs8_der(),
-            PrivateKey::P384(k) => k.to_pkcs8_der(),
+        let doc = match &self.material {
+            Material::Rsa(k) => k.to_pkcs8_der(),
+            Material::P256(k) => p256::SecretKey::from(k.as_nonzero_scalar()).to_pkcs8_der(),
+            Material::P384(k) => p384::SecretKey::from(k.as_nonzero_scalar()).to_pkcs8_der(),
         }
         .map_err(|_| Error::GeneralError)?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
     }
 
     pub fn public(&self) -> PublicKey {
-        match self {
-            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
-            PrivateKey::P256(k) => PublicKey::P256(k.public_key()),
-            PrivateKey::P384(k) => PublicKey::P384(k.public_key()),
+        match &self.material {
+            Material::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
+            Material::P256(k) => PublicKey::P256(k.verifying_key().into()),
+            Material::P384(k) => PublicKey::P384(k.verifying_key().into()),
         }
     }
 
     fn rsa(&self) -> Result<&RsaPrivateKey> {
-        match self {
-            PrivateKey::Rsa(k) => Ok(k),
+        match &self.material {
+            Material::Rsa(k) => Ok(k),
             _ => Err(Error::KeyTypeInconsistent),
         }
     }
 
     /// Length of a signature made with `mech`, known before signing (for the size query).
     pub fn signature_len(&self, mech: &SignMechanism) -> Result<usize> {
-        match (self, mech.is_ecdsa()) {
-            (PrivateKey::Rsa(k), false) => Ok(k.size()),
-            (PrivateKey::P256(_), true) => Ok(64),
-            (PrivateKey::P384(_), true) => Ok(96),
+        match (&self.material, mech.is_ecdsa()) {
+            (Material::Rsa(k), false) => Ok(k.size()),
+            (Material::P256(_), true) => Ok(64),
+            (Material::P384(_), true) => Ok(96),
             _ => Err(Error::KeyTypeInconsistent),
         }
     }
@@ -260,6 +288,12 @@ impl PrivateKey {
     /// Signs `input`: for raw mechanisms the caller's DigestInfo / hash, for hash-and-sign
     /// mechanisms the digest already computed by the session.
     pub fn sign(&self, mech: &SignMechanism, input: &[u8]) -> Result<Vec<u8>> {
+        #[cfg(feature = "openssl")]
+        if let Some(native) = &self.native
+            && let Some(result) = native.sign(mech, input, self.signature_len(mech)?)
+        {
+            return result;
+        }
         match mech {
             SignMechanism::RsaPkcs => {
                 let k = self.rsa()?;
@@ -295,31 +329,29 @@ impl PrivateKey {
         if hash.is_empty() {
             return Err(Error::DataLenRange);
         }
-        let field: usize = match self {
-            PrivateKey::P256(_) => 32,
-            PrivateKey::P384(_) => 48,
-            PrivateKey::Rsa(_) => return Err(Error::KeyTypeInconsistent),
+        let field: usize = match &self.material {
+            Material::P256(_) => 32,
+            Material::P384(_) => 48,
+            Material::Rsa(_) => return Err(Error::KeyTypeInconsistent),
         };
         // Shorter inputs are integers with leading zero bits (ANSI X9.62 bits2int); pad so the
         // prehash length rule of the ecdsa crate holds. Longer inputs are truncated by it.
         let mut prehash = Zeroizing::new(vec![0u8; field.saturating_sub(hash.len())]);
         prehash.extend_from_slice(hash);
-        match self {
-            PrivateKey::P256(k) => {
-                let sk = p256::ecdsa::SigningKey::from(k);
-                let sig: p256::ecdsa::Signature = sk
+        match &self.material {
+            Material::P256(k) => {
+                let sig: p256::ecdsa::Signature = k
                     .sign_prehash(&prehash)
                     .map_err(|_| Error::FunctionFailed)?;
                 Ok(sig.to_bytes().to_vec())
             }
-            PrivateKey::P384(k) => {
-                let sk = p384::ecdsa::SigningKey::from(k);
-                let sig: p384::ecdsa::Signature = sk
+            Material::P384(k) => {
+                let sig: p384::ecdsa::Signature = k
                     .sign_prehash(&prehash)
                     .map_err(|_| Error::FunctionFailed)?;
                 Ok(sig.to_bytes().to_vec())
             }
-            PrivateKey::Rsa(_) => Err(Error::KeyTypeInconsistent),
+            Material::Rsa(_) => Err(Error::KeyTypeInconsistent),
         }
     }
 
@@ -376,10 +408,10 @@ impl PrivateKey {
     /// ECDH (PKCS#11 v2.40 §2.3.16 with CKD_NULL): the x-coordinate of the shared point.
     /// `peer` is the uncompressed point, raw or wrapped in a DER OCTET STRING.
     pub fn ecdh(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let field = match self {
-            PrivateKey::P256(_) => 32,
-            PrivateKey::P384(_) => 48,
-            PrivateKey::Rsa(_) => return Err(Error::KeyTypeInconsistent),
+        let field = match &self.material {
+            Material::P256(_) => 32,
+            Material::P384(_) => 48,
+            Material::Rsa(_) => return Err(Error::KeyTypeInconsistent),
         };
         let raw: Vec<u8> = if peer.len() == 2 * field + 1 && peer.first() == Some(&4) {
             peer.to_vec()
@@ -388,20 +420,20 @@ impl PrivateKey {
                 .map_err(|_| Error::MechanismParamInvalid)?
                 .into_bytes()
         };
-        match self {
-            PrivateKey::P256(k) => {
+        match &self.material {
+            Material::P256(k) => {
                 let pk = p256::PublicKey::from_sec1_bytes(&raw)
                     .map_err(|_| Error::MechanismParamInvalid)?;
-                let shared = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let shared = p256::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
-            PrivateKey::P384(k) => {
+            Material::P384(k) => {
                 let pk = p384::PublicKey::from_sec1_bytes(&raw)
                     .map_err(|_| Error::MechanismParamInvalid)?;
-                let shared = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), pk.as_affine());
+                let shared = p384::ecdh::diffie_hellman(k.as_nonzero_scalar(), pk.as_affine());
                 Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
             }
-            PrivateKey::Rsa(_) => Err(Error::KeyTypeInconsistent),
+            Material::Rsa(_) => Err(Error::KeyTypeInconsistent),
         }
     }
 }

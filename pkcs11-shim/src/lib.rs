@@ -17,6 +17,8 @@ pub mod ffi;
 pub mod keys;
 pub mod mechanism;
 pub mod module;
+#[cfg(feature = "openssl")]
+mod native;
 pub mod object;
 pub mod pkcs12;
 pub mod session;

@@ -21,7 +21,7 @@ use cryptoki::types::AuthPin;
 use std::path::PathBuf;
 use std::process::Command;
 
-const CHILD_TESTS: usize = 7;
+const CHILD_TESTS: usize = 8;
 
 #[test]
 fn in_process_suite_passes_in_a_child_process_with_a_private_keystore() {
@@ -336,6 +336,120 @@ fn child_removed_key_file_ends_its_sessions_and_returns_with_the_same_slot() {
 
 #[test]
 #[ignore = "run by the parent test with the environment set"]
+fn child_enrolment_on_a_blank_slot_keeps_sessions_and_handles_across_file_rewrites() {
+    use cryptoki::object::CertificateType;
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    let drive = env_path("SEGEL_TEST_DRIVE");
+    let ctx = context();
+    let blank = ctx
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            ctx.get_slot_info(*s).is_ok_and(|i| {
+                i.slot_description()
+                    .contains(&format!("new key file in {}", drive.display()))
+            })
+        })
+        .expect("blank slot for the drive folder");
+    let info = ctx.get_token_info(blank).expect("info");
+    assert!(!info.token_initialized() && !info.user_pin_initialized());
+    let so = AuthPin::new("petugas-SO".into());
+    let user = AuthPin::new("sandi-awal-1".into());
+    ctx.init_token(blank, &so, "enrol").expect("C_InitToken");
+    let s = ctx.open_rw_session(blank).expect("session");
+    assert_eq!(
+        s.login(UserType::User, Some(&user)).map_err(rv),
+        Err(RvError::UserPinNotInitialized)
+    );
+    assert_eq!(
+        s.login(UserType::So, Some(&user)).map_err(rv),
+        Err(RvError::PinIncorrect)
+    );
+    s.login(UserType::So, Some(&so)).expect("SO login");
+    assert_eq!(
+        s.init_pin(&AuthPin::new("pendek".into())).map_err(rv),
+        Err(RvError::PinLenRange)
+    );
+    s.init_pin(&user).expect("C_InitPIN");
+    assert!(drive.join("enrol.p12").exists());
+    s.logout().expect("SO logout");
+    s.login(UserType::User, Some(&user)).expect("user login");
+    let (public, private) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::EcParams(vec![
+                    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+                ]),
+                Attribute::Token(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Id(vec![9]),
+                Attribute::Label(b"enrol-ec".to_vec()),
+            ],
+        )
+        .expect("C_GenerateKeyPair");
+    let point = match &s
+        .get_attributes(public, &[AttributeType::EcPoint])
+        .expect("point")[0]
+    {
+        Attribute::EcPoint(p) => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    let verifying = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point[2..]).expect("point");
+    let hash = [0x5a; 32];
+    let check = |key| {
+        let sig = s.sign(&Mechanism::Ecdsa, key, &hash).expect("sign");
+        let sig = p256::ecdsa::Signature::from_slice(&sig).expect("r||s");
+        verifying.verify_prehash(&hash, &sig).expect("verifies");
+    };
+    check(private);
+    // Not a certificate: refused before anything is written.
+    let before = std::fs::read(drive.join("enrol.p12")).expect("read");
+    let junk = [
+        Attribute::Class(ObjectClass::CERTIFICATE),
+        Attribute::CertificateType(CertificateType::X_509),
+        Attribute::Token(true),
+        Attribute::Value(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+    ];
+    assert_eq!(
+        s.create_object(&junk).map_err(rv),
+        Err(RvError::AttributeValueInvalid)
+    );
+    assert_eq!(
+        std::fs::read(drive.join("enrol.p12")).expect("read"),
+        before
+    );
+    // A passphrase change rewrites the file; the session and the key handle go on working.
+    s.set_pin(&user, &AuthPin::new("sandi-baru-22".into()))
+        .expect("C_SetPIN");
+    assert_ne!(
+        std::fs::read(drive.join("enrol.p12")).expect("read"),
+        before
+    );
+    check(private);
+    let ro = ctx.open_ro_session(blank).expect("ro session");
+    assert_eq!(
+        ro.set_pin(&user, &user).map_err(rv),
+        Err(RvError::SessionReadOnly)
+    );
+    drop(ro);
+    drop(s);
+    let s = ctx.open_ro_session(blank).expect("session");
+    assert_eq!(
+        s.login(UserType::User, Some(&user)).map_err(rv),
+        Err(RvError::PinIncorrect)
+    );
+    s.login(UserType::User, Some(&AuthPin::new("sandi-baru-22".into())))
+        .expect("new passphrase");
+    drop(s);
+    std::fs::remove_file(drive.join("enrol.p12")).expect("remove");
+}
+
+#[test]
+#[ignore = "run by the parent test with the environment set"]
 fn child_null_pointers_and_short_buffers_are_rejected_by_the_c_entry_points() {
     use cryptoki_sys::*;
     use segel_pkcs11::ffi::{crypto, general, objects, session, slot_token};
@@ -430,6 +544,61 @@ fn child_null_pointers_and_short_buffers_are_rejected_by_the_c_entry_points() {
         );
         assert_eq!(
             crypto::C_GenerateRandom(h, null_mut(), 8),
+            CKR_ARGUMENTS_BAD
+        );
+        // The writing functions (enrolment, passphrase change).
+        let pin = b"rahasia-123";
+        assert_eq!(
+            slot_token::C_InitToken(slots[0], pin.as_ptr() as *mut _, 11, null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            slot_token::C_InitToken(slots[0], null_mut(), 11, null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(slot_token::C_InitPIN(h, null_mut(), 3), CKR_ARGUMENTS_BAD);
+        assert_eq!(
+            slot_token::C_SetPIN(h, null_mut(), 3, pin.as_ptr() as *mut _, 11),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            slot_token::C_SetPIN(h, pin.as_ptr() as *mut _, 11, null_mut(), 4),
+            CKR_ARGUMENTS_BAD
+        );
+        let mut obj: CK_OBJECT_HANDLE = 0;
+        assert_eq!(
+            objects::C_CreateObject(h, null_mut(), 0, null_mut()),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            objects::C_CreateObject(h, null_mut(), 2, &mut obj),
+            CKR_ARGUMENTS_BAD
+        );
+        let (mut a, mut b): (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) = (0, 0);
+        assert_eq!(
+            crypto::C_GenerateKeyPair(h, null_mut(), null_mut(), 0, null_mut(), 0, &mut a, &mut b),
+            CKR_ARGUMENTS_BAD
+        );
+        let mut mech = CK_MECHANISM {
+            mechanism: CKM_EC_KEY_PAIR_GEN,
+            pParameter: null_mut(),
+            ulParameterLen: 0,
+        };
+        assert_eq!(
+            crypto::C_GenerateKeyPair(
+                h,
+                &mut mech,
+                null_mut(),
+                0,
+                null_mut(),
+                0,
+                null_mut(),
+                &mut b
+            ),
+            CKR_ARGUMENTS_BAD
+        );
+        assert_eq!(
+            crypto::C_GenerateKeyPair(h, &mut mech, null_mut(), 3, null_mut(), 0, &mut a, &mut b),
             CKR_ARGUMENTS_BAD
         );
         assert_eq!(session::C_CloseSession(h), CKR_OK);

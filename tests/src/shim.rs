@@ -31,23 +31,38 @@ use crate::segel::{target_dir, workspace_root};
 /// `<target>/debug/libsegel_pkcs11.so`.
 pub fn module_path() -> Result<PathBuf> {
     static SO: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    SO.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+    SO.get_or_init(|| build(false).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
 }
 
-fn build() -> Result<PathBuf> {
+/// Builds the module (release or debug, with `features`) and copies it to `dest`, so builds
+/// with different features can be loaded side by side (benchmarks).
+pub fn build_copy(release: bool, features: &[&str], dest: &Path) -> Result<PathBuf> {
+    let so = build_with(release, features)?;
+    std::fs::copy(&so, dest)
+        .with_context(|| format!("copying {} to {}", so.display(), dest.display()))?;
+    Ok(dest.to_path_buf())
+}
+
+fn build(release: bool) -> Result<PathBuf> {
+    build_with(release, &[])
+}
+
+fn build_with(release: bool, features: &[&str]) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    run(
-        Command::new(cargo).current_dir(workspace_root()).args([
-            "build",
-            "-q",
-            "-p",
-            "segel-pkcs11",
-        ]),
-        &[],
-    )?;
-    let so = target_dir().join("debug").join("libsegel_pkcs11.so");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "-q", "-p", "segel-pkcs11"]);
+    if release {
+        cmd.arg("--release");
+    }
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    run(&mut cmd, &[])?;
+    let profile = if release { "release" } else { "debug" };
+    let so = target_dir().join(profile).join("libsegel_pkcs11.so");
     ensure!(so.exists(), "{} missing after build", so.display());
     Ok(so)
 }

@@ -470,12 +470,13 @@ fn missing_module_unknown_certificate_and_bad_selector_give_clear_errors(
     Ok(())
 }
 
-#[test]
-fn token_without_the_certificate_is_certificate_not_found_and_empty_module_lists_nothing()
--> Result<()> {
-    // A module with only an empty token: nothing to list, selectors find nothing.
-    let hsm = SoftHsm::new()?;
-    hsm.init_token("empty", SO_PIN, PIN)?;
+fn token_without_the_certificate_is_certificate_not_found_and_empty_module_lists_nothing(
+    backend: Backend,
+) -> Result<()> {
+    // A module with only an empty token (SoftHSM: an initialised token with no objects; shim: a
+    // key file with no keys, plus the folder's blank slot): nothing to list, selectors find
+    // nothing.
+    let hsm = backend.token("empty", &[], PIN)?;
     let home = tempfile::tempdir()?;
     let module = hsm.module_path().display().to_string();
     let v = ok_json(&segel(
@@ -817,6 +818,7 @@ both_backends!(
     expired_and_not_yet_valid_certificates_are_refused_for_signing,
     one_login_serves_many_operations_and_a_refused_pin_is_not_retried,
     two_tokens_sign_concurrently_each_on_its_own_worker,
+    token_without_the_certificate_is_certificate_not_found_and_empty_module_lists_nothing,
 );
 
 #[test]

@@ -12,6 +12,7 @@
 
 pub mod crypto;
 pub mod general;
+pub mod interface;
 pub mod objects;
 pub mod session;
 pub mod slot_token;
