@@ -45,8 +45,9 @@ pub fn build_copy(release: bool, features: &[&str], dest: &Path) -> Result<PathB
     Ok(dest.to_path_buf())
 }
 
+/// The module as shipped (default features: signing through libcrypto).
 fn build(release: bool) -> Result<PathBuf> {
-    build_with(release, &[])
+    build_with(release, &["openssl"])
 }
 
 fn build_with(release: bool, features: &[&str]) -> Result<PathBuf> {
@@ -57,6 +58,8 @@ fn build_with(release: bool, features: &[&str]) -> Result<PathBuf> {
     if release {
         cmd.arg("--release");
     }
+    // Exactly the features asked for (none = the pure-RustCrypto module).
+    cmd.arg("--no-default-features");
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
