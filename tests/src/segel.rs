@@ -116,3 +116,64 @@ pub fn error_code(out: &std::process::Output) -> Result<String> {
     })?;
     Ok(v["error"]["code"].as_str().unwrap_or_default().to_owned())
 }
+
+/// `segel --module M --json ARGS` in a private HOME (deleted on drop), with a module's
+/// environment and the PIN given through `SEGEL_PIN` (or none: then a PIN is required).
+#[derive(Debug)]
+pub struct Runner {
+    pub home: tempfile::TempDir,
+    pub module: PathBuf,
+    pub envs: Vec<(String, OsString)>,
+}
+
+impl Runner {
+    pub fn new(module: PathBuf, envs: Vec<(String, OsString)>) -> Result<Self> {
+        Ok(Runner {
+            home: tempfile::tempdir()?,
+            module,
+            envs,
+        })
+    }
+
+    /// A path in the private HOME.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// A folder in the private HOME (created).
+    pub fn dir(&self, name: &str) -> Result<PathBuf> {
+        let d = self.path(name);
+        std::fs::create_dir_all(&d)?;
+        Ok(d)
+    }
+
+    /// Writes `text` to a file in the private HOME; returns its path as a string.
+    pub fn write(&self, name: &str, text: &str) -> Result<String> {
+        let p = self.path(name);
+        std::fs::write(&p, text)?;
+        Ok(p.display().to_string())
+    }
+
+    /// Runs segel with this module (any exit status); stdin is closed.
+    pub fn run_with_pin(&self, pin: Option<&str>, args: &[&str]) -> Result<std::process::Output> {
+        self.run_module(&self.module, pin, args)
+    }
+
+    /// Like [`Self::run_with_pin`] with another module.
+    pub fn run_module(
+        &self,
+        module: &Path,
+        pin: Option<&str>,
+        args: &[&str],
+    ) -> Result<std::process::Output> {
+        let mut cmd = segel_cmd(&self.envs, self.home.path())?;
+        cmd.env_remove("SEGEL_PIN")
+            .stdin(std::process::Stdio::null());
+        if let Some(pin) = pin {
+            cmd.env("SEGEL_PIN", pin);
+        }
+        cmd.arg("--module").arg(module).arg("--json").args(args);
+        cmd.output()
+            .with_context(|| format!("running segel {args:?}"))
+    }
+}

@@ -5,14 +5,13 @@
 //! vendor keys and the issuing CA certificate (as BSrE tokens do); two committee tokens hold
 //! an RSA and an EC key.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{Context, Result, ensure};
 use segel_tests::fixtures::fixture;
 use segel_tests::openssl::openssl;
-use segel_tests::segel::{error_code, ok_json, segel_cmd};
+use segel_tests::segel::{Runner, error_code, ok_json};
 use segel_tests::softhsm::SoftHsm;
 use segel_tests::spy::Spy;
 use serde_json::Value;
@@ -23,10 +22,14 @@ const SO_PIN: &str = "87654321";
 /// A SoftHSM with the tokens `vendor`, `pokja-rsa` and `pokja-ec`, and a private HOME.
 struct Env {
     hsm: SoftHsm,
-    home: tempfile::TempDir,
-    /// Load this module instead of SoftHSM's (the spy), with extra environment.
-    module: PathBuf,
-    extra_env: Vec<(String, OsString)>,
+    segel: Runner,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Runner;
+    fn deref(&self) -> &Runner {
+        &self.segel
+    }
 }
 
 impl Env {
@@ -56,31 +59,16 @@ impl Env {
             "--label",
             "issuing-ca",
         ])?;
-        let module = hsm.module_path();
-        Ok(Env {
-            hsm,
-            home: tempfile::tempdir()?,
-            module,
-            extra_env: Vec::new(),
-        })
+        let segel = Runner::new(hsm.module_path(), hsm.envs())?;
+        Ok(Env { hsm, segel })
     }
 
     /// Route every PKCS#11 call through pkcs11-spy.
     fn spy(&mut self) -> Result<Spy> {
         let spy = Spy::new(self.hsm.module_path())?;
-        self.module = spy.module_path();
-        self.extra_env = spy.envs();
+        self.segel.module = spy.module_path();
+        self.segel.envs.extend(spy.envs());
         Ok(spy)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn dir(&self, name: &str) -> Result<PathBuf> {
-        let d = self.path(name);
-        std::fs::create_dir_all(&d)?;
-        Ok(d)
     }
 
     /// `segel --module M --json ARGS` with the PIN in SEGEL_PIN.
@@ -91,21 +79,6 @@ impl Env {
     fn run_owned(&self, args: &[String]) -> Result<Output> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run(&args)
-    }
-
-    fn run_with_pin(&self, pin: Option<&str>, args: &[&str]) -> Result<Output> {
-        let mut envs = self.hsm.envs();
-        envs.extend(self.extra_env.iter().cloned());
-        let mut cmd = segel_cmd(&envs, self.home.path())?;
-        cmd.env_remove("SEGEL_PIN")
-            .stdin(std::process::Stdio::null());
-        if let Some(pin) = pin {
-            cmd.env("SEGEL_PIN", pin);
-        }
-        let module = self.module.display().to_string();
-        cmd.args(["--module", &module, "--json"]).args(args);
-        cmd.output()
-            .with_context(|| format!("running segel {args:?}"))
     }
 }
 

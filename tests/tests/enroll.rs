@@ -3,14 +3,13 @@
 //! `segel import-cert` puts it (and the CA certificate) next to the key; the new key signs and
 //! the signature verifies to the root. Then PIN status, change, unblock, and bad input.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{Context, Result, ensure};
 use segel_tests::fixtures::fixture;
 use segel_tests::openssl::openssl;
-use segel_tests::segel::{error_code, ok_json, segel_cmd};
+use segel_tests::segel::{Runner, error_code, ok_json};
 use segel_tests::softhsm::SoftHsm;
 use serde_json::Value;
 
@@ -19,9 +18,14 @@ const SO_PIN: &str = "87654321";
 
 struct Env {
     hsm: SoftHsm,
-    home: tempfile::TempDir,
-    module: PathBuf,
-    envs: Vec<(String, OsString)>,
+    segel: Runner,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Runner;
+    fn deref(&self) -> &Runner {
+        &self.segel
+    }
 }
 
 impl Env {
@@ -29,43 +33,16 @@ impl Env {
     fn new() -> Result<Self> {
         let hsm = SoftHsm::new()?;
         hsm.init_token("kunci", SO_PIN, PIN)?;
-        let (module, envs) = (hsm.module_path(), hsm.envs());
-        Ok(Env {
-            hsm,
-            home: tempfile::tempdir()?,
-            module,
-            envs,
-        })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.home.path().join(name)
-    }
-
-    fn run_module(&self, module: &Path, pin: Option<&str>, args: &[&str]) -> Result<Output> {
-        let mut cmd = segel_cmd(&self.envs, self.home.path())?;
-        cmd.env_remove("SEGEL_PIN")
-            .stdin(std::process::Stdio::null());
-        if let Some(p) = pin {
-            cmd.env("SEGEL_PIN", p);
-        }
-        cmd.arg("--module").arg(module).arg("--json").args(args);
-        cmd.output()
-            .with_context(|| format!("running segel {args:?}"))
+        let segel = Runner::new(hsm.module_path(), hsm.envs())?;
+        Ok(Env { hsm, segel })
     }
 
     fn run_pin(&self, pin: Option<&str>, args: &[&str]) -> Result<Output> {
-        self.run_module(&self.module, pin, args)
+        self.run_with_pin(pin, args)
     }
 
     fn run(&self, args: &[&str]) -> Result<Output> {
-        self.run_pin(Some(PIN), args)
-    }
-
-    fn write(&self, name: &str, text: &str) -> Result<String> {
-        let p = self.path(name);
-        std::fs::write(&p, text)?;
-        Ok(p.display().to_string())
+        self.run_with_pin(Some(PIN), args)
     }
 }
 
@@ -496,8 +473,8 @@ fn enrolment_onto_a_flash_drive_key_file() -> Result<()> {
         SHIM_PIN,
     ])?;
     let mut env = Env::new()?;
-    env.module = module_path()?;
-    env.envs = ks.envs();
+    env.segel.module = module_path()?;
+    env.segel.envs = ks.envs();
 
     let csr = env.path("budi.csr");
     let mut args = vec!["enroll", "--token", "budi", "--key", "p256"];

@@ -105,17 +105,39 @@ pub enum Command {
 pub struct Context {
     pub global: GlobalArgs,
     pub config: Config,
+    /// Started at the first use; shut down (workers joined, sessions closed) before the
+    /// process exits, so no worker thread still talks to a module while it is unloaded.
+    service: std::sync::OnceLock<TokenService>,
 }
 
 impl Context {
-    /// Load the modules and start the token service.
+    pub fn new(global: GlobalArgs, config: Config) -> Self {
+        Context {
+            global,
+            config,
+            service: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The token service (modules loaded at the first call).
     pub fn token_service(&self) -> Result<TokenService, CliError> {
+        if let Some(s) = self.service.get() {
+            return Ok(s.clone());
+        }
         let specs: Vec<ModuleSpec> = module::discover(
             &self.global.modules,
             &self.config.modules,
             self.config.search_modules,
         );
-        Ok(TokenService::start(&specs, ServiceOptions::default())?)
+        let service = TokenService::start(&specs, ServiceOptions::default())?;
+        Ok(self.service.get_or_init(|| service).clone())
+    }
+
+    /// End the token workers and wait for them (end of a command).
+    pub fn finish(self) {
+        if let Some(s) = self.service.into_inner() {
+            s.shutdown();
+        }
     }
 
     /// The PIN source for this run.
@@ -150,10 +172,7 @@ pub fn run(cli: Cli) -> i32 {
         Err(e) => return output::report_error(&CliError::from(e), json),
     };
     init_logging(&log_filter(cli.global.verbose, config.log.as_deref()));
-    let ctx = Context {
-        global: cli.global,
-        config,
-    };
+    let ctx = Context::new(cli.global, config);
     let result = match &cli.command {
         Command::Tokens(args) => tokens::run(&ctx, args).map(|()| 0),
         Command::Certs(args) => certs::run(&ctx, args).map(|()| 0),
@@ -171,6 +190,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
         Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
     };
+    ctx.finish();
     match result {
         Ok(code) => code,
         Err(e) => output::report_error(&e, json),
