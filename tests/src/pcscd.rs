@@ -239,3 +239,46 @@ fn free_port_pairs(count: usize) -> Result<Vec<u16>> {
     }
     bail!("no free port pairs for vpcd")
 }
+
+/// In a process whose `PCSCLITE_CSOCK_NAME` points at the private pcscd (a child started with
+/// [`Pcscd::envs`]): waits until reader `index` (sorted by name) shows a card (`present`) or no
+/// card, as PC/SC reports it, up to `timeout`. A card is only reported present once pcscd has
+/// powered it and read its ATR.
+pub fn wait_card_in_process(index: usize, present: bool, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let state = reader_card_state(index);
+        match &state {
+            Ok(p) if *p == present => return Ok(()),
+            _ if Instant::now() > deadline => bail!(
+                "reader {index}: card {} not seen within {timeout:?} ({state:?})",
+                if present { "present" } else { "absent" }
+            ),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn reader_card_state(index: usize) -> Result<bool> {
+    use pcsc::{Context, ReaderState, Scope, State};
+    let ctx = Context::establish(Scope::User)?;
+    let mut names: Vec<std::ffi::CString> = ctx.list_readers_owned()?;
+    names.sort();
+    let name = names
+        .get(index)
+        .with_context(|| format!("reader {index} not listed"))?;
+    let mut states = [ReaderState::new(name.clone(), State::UNAWARE)];
+    ctx.get_status_change(Duration::ZERO, &mut states)?;
+    let s = states[0].event_state();
+    Ok(s.contains(State::PRESENT) && !s.contains(State::MUTE) && !states[0].atr().is_empty())
+}
+
+/// Ends the current process with a message after `limit`: a hang inside a PKCS#11 module (e.g.
+/// OpenSC waiting on a lock forever) must fail the test, not stall the run.
+pub fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("watchdog: test still running after {limit:?}; aborting (hang in a module?)");
+        std::process::exit(101);
+    });
+}
