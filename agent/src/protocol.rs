@@ -64,6 +64,8 @@ pub enum ErrorCode {
     SignatureInvalid,
     /// A file breaks the procurement file rules (name length, symbols, duplicates).
     FileRejected,
+    /// The PC/SC service (pcscd) is not reachable, so smart cards and readers cannot be seen.
+    PcscUnavailable,
 }
 
 impl ErrorCode {
@@ -97,6 +99,7 @@ impl ErrorCode {
             ErrorCode::RecipientCannotEncrypt => "RECIPIENT_CANNOT_ENCRYPT",
             ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
             ErrorCode::FileRejected => "FILE_REJECTED",
+            ErrorCode::PcscUnavailable => "PCSC_UNAVAILABLE",
         }
     }
 }

@@ -9,6 +9,7 @@ mod decrypt;
 pub mod demo;
 mod open;
 mod output;
+mod readers;
 mod seal;
 mod sign;
 mod tokens;
@@ -73,6 +74,8 @@ pub enum Command {
     Seal(seal::Args),
     /// Open sealed bids with one PIN entry and write the opening report.
     Open(open::Args),
+    /// List smart card readers, their cards (ATR) and the module for each card.
+    Readers(readers::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
     /// Run Segel's main job on demo key files, with no hardware.
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Seal(args) => seal::run(&ctx, args),
         Command::Open(args) => open::run(&ctx, args),
+        Command::Readers(args) => readers::run(&ctx, args).map(|()| 0),
         Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
         Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
     };
