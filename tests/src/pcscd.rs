@@ -97,72 +97,24 @@ impl Pcscd {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        std::fs::create_dir_all("/run/pcscd").context("creating the /run/pcscd mount point")?;
-        let run = self.dir.path().join("run");
-        // A killed pcscd leaves its socket and pid file behind.
-        for stale in ["pcscd.comm", "pcscd.pid"] {
-            let _ = std::fs::remove_file(run.join(stale));
-        }
-        let log = File::create(self.log_path())?;
-        let script = format!(
-            "mount --bind '{}' /run/pcscd && exec pcscd -f -c '{}'",
-            run.display(),
-            self.dir.path().join("reader.conf").display()
-        );
-        let child = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting pcscd under unshare -m")?;
-        self.child = Some(child);
-        self.wait_ready()
+        self.child = Some(spawn_in(self.dir.path(), self.readers)?);
+        Ok(())
     }
 
-    /// Waits (up to 10 s) until pcscd answers and lists every reader.
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut last = String::from("socket not created");
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!("pcscd exited early ({status}):\n{}", self.log());
-            }
-            if self.socket().exists() {
-                match self.reader_names() {
-                    Ok(names) if names.len() == self.readers => return Ok(()),
-                    Ok(names) => last = format!("{} of {} readers", names.len(), self.readers),
-                    Err(e) => last = format!("{e:#}"),
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("pcscd not ready within 10 s ({last}):\n{}", self.log())
+    /// The private directory (reader.conf, run/, pcscd.log); for [`spawn_in`].
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The running pcscd's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Reader names as a PC/SC client (`opensc-tool -l`) sees them, sorted. An outside client
     /// because libpcsclite reads `PCSCLITE_CSOCK_NAME` once per process.
     pub fn reader_names(&self) -> Result<Vec<String>> {
-        let out = Command::new("opensc-tool")
-            .arg("-l")
-            .envs(self.envs())
-            .output()
-            .context("running opensc-tool -l (package opensc)")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        ensure!(
-            out.status.success(),
-            "opensc-tool -l failed ({}): {text}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut names: Vec<String> = text
-            .lines()
-            .filter_map(|l| l.find("Segel vpcd").map(|i| l[i..].trim().to_owned()))
-            .collect();
-        names.sort();
-        Ok(names)
+        reader_names_at(&self.socket())
     }
 
     /// The TCP port a card connects to for reader `index` (0-based).
@@ -201,13 +153,9 @@ impl Pcscd {
         self.spawn()
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("pcscd.log")
-    }
-
     /// pcscd's output so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("pcscd.log")).unwrap_or_default()
     }
 }
 
@@ -215,6 +163,79 @@ impl Drop for Pcscd {
     fn drop(&mut self) {
         let _ = self.kill();
     }
+}
+
+/// Starts pcscd for the private directory `dir` made by [`Pcscd::start`] (reader.conf, run/) and
+/// waits (up to 10 s) until clients see all `readers`. [`Pcscd`] uses it; a test that kills
+/// pcscd from another process restarts it with it (and then owns the returned child).
+pub fn spawn_in(dir: &Path, readers: usize) -> Result<Child> {
+    std::fs::create_dir_all("/run/pcscd").context("creating the /run/pcscd mount point")?;
+    let run = dir.join("run");
+    // A killed pcscd leaves its socket and pid file behind.
+    for stale in ["pcscd.comm", "pcscd.pid"] {
+        let _ = std::fs::remove_file(run.join(stale));
+    }
+    let log_path = dir.join("pcscd.log");
+    let log = File::create(&log_path)?;
+    let script = format!(
+        "mount --bind '{}' /run/pcscd && exec pcscd -f -c '{}'",
+        run.display(),
+        dir.join("reader.conf").display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting pcscd under unshare -m")?;
+    let socket = run.join("pcscd.comm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::from("socket not created");
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "pcscd exited early ({status}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        if socket.exists() {
+            match reader_names_at(&socket) {
+                Ok(names) if names.len() == readers => return Ok(child),
+                Ok(names) => last = format!("{} of {readers} readers", names.len()),
+                Err(e) => last = format!("{e:#}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!(
+        "pcscd not ready within 10 s ({last}):\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    )
+}
+
+/// Reader names `opensc-tool -l` lists through the pcscd socket `socket`, sorted.
+fn reader_names_at(socket: &Path) -> Result<Vec<String>> {
+    let out = Command::new("opensc-tool")
+        .arg("-l")
+        .env("PCSCLITE_CSOCK_NAME", socket)
+        .output()
+        .context("running opensc-tool -l (package opensc)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "opensc-tool -l failed ({}): {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.find("Segel vpcd").map(|i| l[i..].trim().to_owned()))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// `count` ports P (even, P+1 also free) that nothing listens on now. vpcd binds both.

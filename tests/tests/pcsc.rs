@@ -451,3 +451,196 @@ impl segel_agent::pin::PinSource for FixedPin {
         Ok(Some(secrecy::SecretString::from(PIN.to_owned())))
     }
 }
+
+/// `segel readers --json` once the readers show `want` (retried: PC/SC notices a card within
+/// a fraction of a second).
+fn readers_until(rig: &Rig, what: &str, want: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = ok_json(&rig.segel(None, &["readers"])?)?;
+        let list = v.as_array().cloned().unwrap_or_default();
+        if want(&list) {
+            return Ok(list);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "readers never showed {what}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const YUBIKEY4_ATR: &str = "3bf81300008131fe15597562696b657934d4";
+
+#[test]
+fn pcsc_readers_show_atr_and_module_and_explain_an_unknown_atr() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let virtual_atr = hex::encode(segel_tests::vpiv::with_tck(
+        segel_tests::vpiv::DEFAULT_ATR.to_vec(),
+    ));
+    let a = rig.insert(0, vendor_card()?)?;
+    let b = CardBuilder::new(PIN)
+        .atr(&hex::decode(YUBIKEY4_ATR)?)
+        .build()?;
+    b.insert(rig.pcscd.reader_port(1))?;
+    let both = |l: &[Value]| l.len() == 2 && l.iter().all(|r| r["card_present"] == true);
+    let list = readers_until(&rig, "two cards", both)?;
+    let (r0, r1) = (&list[0], &list[1]);
+    ensure!(
+        r0["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Segel vpcd")),
+        "{r0}"
+    );
+    ensure!(r0["atr"] == virtual_atr.as_str(), "{r0}");
+    ensure!(r0["module"] == "unknown" && r0["card"].is_null(), "{r0}");
+    let hint = r0["hint"].as_str().unwrap_or_default();
+    let colon_atr = segel_agent::pcsc::atr::format_hex(&hex::decode(&virtual_atr)?);
+    ensure!(
+        hint.contains(&colon_atr) && hint.contains(".config/segel/atr-modules.toml"),
+        "the hint names the ATR and the file to extend: {hint}"
+    );
+    ensure!(
+        r1["atr"] == YUBIKEY4_ATR && r1["card"] == "YubiKey 4/5 (PIV)",
+        "{r1}"
+    );
+    ensure!(
+        r1["module"] == "opensc-pkcs11.so" && r1["hint"].is_null(),
+        "{r1}"
+    );
+
+    // The user's table names the unknown card.
+    let conf = rig.path(".config/segel");
+    std::fs::create_dir_all(&conf)?;
+    std::fs::write(
+        conf.join("atr-modules.toml"),
+        format!(
+            "[[card]]\nname = \"Segel virtual PIV\"\natr = \"{virtual_atr}\"\n\
+             [card.modules]\nlinux = [\"{OPENSC_MODULE}\"]\n"
+        ),
+    )?;
+    let list = readers_until(&rig, "the user's entry", |l| {
+        l.first().is_some_and(|r| r["card"] == "Segel virtual PIV")
+    })?;
+    ensure!(list[0]["module"] == OPENSC_MODULE, "{}", list[0]);
+
+    // Pulled: the reader stays, the card goes.
+    a.remove();
+    let list = readers_until(&rig, "reader 0 empty", |l| {
+        l.len() == 2 && l[0]["card_present"] == false
+    })?;
+    ensure!(
+        list[0]["atr"] == "" && list[1]["card_present"] == true,
+        "{list:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn readers_without_pcscd_report_pcsc_unavailable() -> Result<()> {
+    // No root needed: a socket path nobody listens on is "pcscd not running".
+    let home = tempfile::tempdir()?;
+    let envs = vec![(
+        "PCSCLITE_CSOCK_NAME".to_owned(),
+        OsString::from(home.path().join("no-pcscd.comm")),
+    )];
+    let out = segel_cmd(&envs, home.path())?
+        .args(["--json", "readers", "--timeout", "5"])
+        .output()?;
+    ensure!(error_code(&out)? == "PCSC_UNAVAILABLE", "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains("pcscd") && text.contains("not running"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted() -> Result<()> {
+    const NAME: &str = "pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted";
+    if is_child() {
+        use segel_agent::pcsc::{PcscEvent, ServiceState, Watcher, WatcherOptions};
+        watchdog(Duration::from_secs(60));
+        let port: u16 = child_env("CARD_PORT")?.parse()?;
+        let watcher = Watcher::start(WatcherOptions {
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            poll: Duration::from_millis(200),
+        })?;
+        let mut events = watcher.subscribe();
+        let wait = |what: &str, f: &dyn Fn(&segel_agent::pcsc::Snapshot) -> bool| -> Result<()> {
+            let (snap, ok) = watcher.wait_until(Duration::from_secs(10), f);
+            ensure!(ok, "watcher never showed {what}: {snap:?}");
+            Ok(())
+        };
+        wait("two empty readers", &|s| {
+            s.service == ServiceState::Up && s.readers.len() == 2
+        })?;
+        let card = vendor_card()?.build()?;
+        card.insert(port)?;
+        let atr = segel_tests::vpiv::with_tck(segel_tests::vpiv::DEFAULT_ATR.to_vec());
+        wait("the card", &|s| {
+            s.readers.iter().any(|r| r.card_present && r.atr == atr)
+        })?;
+
+        let pid = child_env("PCSCD_PID")?;
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()?;
+        ensure!(status.success(), "kill pcscd {pid}");
+        card.remove();
+        wait("pcscd down", &|s| {
+            matches!(s.service, ServiceState::Down { .. }) && s.readers.is_empty()
+        })?;
+
+        let dir = PathBuf::from(child_env("PCSCD_DIR")?);
+        let mut pcscd = segel_tests::pcscd::spawn_in(&dir, 2)?;
+        let result = (|| -> Result<()> {
+            wait("pcscd back with two readers", &|s| {
+                s.service == ServiceState::Up && s.readers.len() == 2
+            })?;
+            card.insert(port)?;
+            wait("the card after the restart", &|s| {
+                s.readers.iter().any(|r| r.card_present && r.atr == atr)
+            })
+        })();
+        let _ = pcscd.kill();
+        let _ = pcscd.wait();
+        result?;
+
+        // The same story as events, in order (readers may interleave).
+        let mut seen = Vec::new();
+        while let Ok(ev) = events.try_recv() {
+            seen.push(ev);
+        }
+        let kinds: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| match e {
+                PcscEvent::CardInserted { atr: a, .. } if *a == atr => Some("inserted"),
+                PcscEvent::ServiceDown { .. } => Some("down"),
+                PcscEvent::ServiceUp => Some("up"),
+                _ => None,
+            })
+            .collect();
+        ensure!(
+            kinds.ends_with(&["inserted", "down", "up", "inserted"]),
+            "events: {seen:?}"
+        );
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let mut envs = rig.envs();
+    envs.push((
+        "CARD_PORT".into(),
+        rig.pcscd.reader_port(0).to_string().into(),
+    ));
+    envs.push(("PCSCD_DIR".into(), rig.pcscd.dir().into()));
+    envs.push((
+        "PCSCD_PID".into(),
+        rig.pcscd.pid().context("pcscd pid")?.to_string().into(),
+    ));
+    run_in_child(NAME, &envs)
+}
