@@ -64,9 +64,11 @@ pub struct Pcscd {
 }
 
 impl Pcscd {
-    /// Starts pcscd with `readers` virtual readers and waits until clients see all of them.
+    /// Starts pcscd with `readers` virtual readers (rounded up to even: vpcd makes them in pairs)
+    /// and waits until clients see all of them.
     pub fn start(readers: usize) -> Result<Self> {
         ensure!(readers > 0, "at least one reader");
+        let readers = readers.div_ceil(2) * 2;
         for (path, package) in [
             (VPCD_DRIVER, "vsmartcard-vpcd"),
             ("/usr/sbin/pcscd", "pcscd"),
