@@ -287,39 +287,46 @@ fn openssl_seal(plain: &Path, pokja: &str, out: &Path) -> Result<()> {
         "-out",
         &s(&inner),
     ])?;
-    openssl(&[
+    let (inner, out, recip) = (s(&inner), s(out), cert(pokja)?);
+    let mut args = vec![
         "cms",
         "-encrypt",
         "-binary",
         "-aes-256-gcm",
         "-in",
-        &s(&inner),
+        &inner,
         "-outform",
         "DER",
         "-out",
-        &s(out),
+        &out,
         "-recip",
-        &cert(pokja)?,
-        "-keyopt",
-        "rsa_padding_mode:oaep",
-        "-keyopt",
-        "rsa_oaep_md:sha256",
-    ])?;
+        &recip,
+    ];
+    if pokja.contains("rsa") {
+        // -keyopt applies to the -recip before it: RSA-OAEP with SHA-256.
+        args.extend([
+            "-keyopt",
+            "rsa_padding_mode:oaep",
+            "-keyopt",
+            "rsa_oaep_md:sha256",
+        ]);
+    }
+    openssl(&args)?;
     Ok(())
 }
 
-#[test]
-fn pcsc_sealed_bid_opens_with_the_cards_key_management_key() -> Result<()> {
-    skip_without_pcscd!();
+/// Seals a bid to `pokja` with OpenSSL, puts `pokja` in the card's key-management slot 9D and
+/// opens the bid with `segel open` (RSA: raw RSA on the card; P-256: ECDH on the card).
+fn sealed_bid_opens_with_card(pokja: &str) -> Result<()> {
     let rig = Rig::new(2)?;
-    let card = rig.insert(0, CardBuilder::new(PIN).slot(0x9d, "pokja-rsa2048")?)?;
+    let card = rig.insert(0, CardBuilder::new(PIN).slot(0x9d, pokja)?)?;
     let plain = rig.path("penawaran.pdf");
     std::fs::write(
         &plain,
         b"%PDF-1.7 harga penawaran: Rp 1.234.567.890".repeat(300),
     )?;
     let sealed = rig.path("penawaran.pdf.p7m");
-    openssl_seal(&plain, "pokja-rsa2048", &sealed)?;
+    openssl_seal(&plain, pokja, &sealed)?;
     let opened = rig.path("opened");
     std::fs::create_dir_all(&opened)?;
     let v = ok_json(&rig.segel(
@@ -327,7 +334,7 @@ fn pcsc_sealed_bid_opens_with_the_cards_key_management_key() -> Result<()> {
         &[
             "open",
             "--cert",
-            &fp("pokja-rsa2048")?,
+            &fp(pokja)?,
             "--out-dir",
             &s(&opened),
             "--ca",
@@ -336,14 +343,27 @@ fn pcsc_sealed_bid_opens_with_the_cards_key_management_key() -> Result<()> {
         ],
     )?)?;
     ensure!(v["summary"]["opened"] == 1, "{v}");
+    ensure!(v["bids"][0]["signature_valid"] == true, "{v}");
+    ensure!(v["bids"][0]["chain"]["status"] == "trusted", "{v}");
     ensure!(std::fs::read(opened.join("penawaran.pdf"))? == std::fs::read(&plain)?);
     let ops = card.state().private_operations;
     ensure!(
         ops >= 1,
         "the content key was unwrapped by the card ({ops} operations)"
     );
-    eprintln!("card private-key operations for one bid: {ops}");
     Ok(())
+}
+
+#[test]
+fn pcsc_sealed_bid_opens_with_the_cards_rsa_key_management_key() -> Result<()> {
+    skip_without_pcscd!();
+    sealed_bid_opens_with_card("pokja-rsa2048")
+}
+
+#[test]
+fn pcsc_sealed_bid_opens_with_the_cards_p256_key_by_ecdh() -> Result<()> {
+    skip_without_pcscd!();
+    sealed_bid_opens_with_card("pokja-p256")
 }
 
 #[test]
@@ -643,4 +663,62 @@ fn pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted() 
         rig.pcscd.pid().context("pcscd pid")?.to_string().into(),
     ));
     run_in_child(NAME, &envs)
+}
+
+/// `piv-tool -A M:9B:03 ARGS` (mutual authentication with the 3DES management key in
+/// `key_hex`); returns stderr. piv-tool 0.23's exit codes are not meaningful (it returns
+/// non-zero after successful writes, and cannot print a generated key with OpenSSL 3), so the
+/// tests judge by the card's state.
+fn piv_tool(rig: &Rig, key_hex: &str, args: &[&str]) -> Result<String> {
+    let key_file = rig.path("management.key");
+    std::fs::write(&key_file, key_hex)?;
+    let out = std::process::Command::new("piv-tool")
+        .args(["-A", "M:9B:03"])
+        .args(args)
+        .envs(rig.envs())
+        .env("PIV_EXT_AUTH_KEY", &key_file)
+        .output()
+        .context("running piv-tool (package opensc)")?;
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn pcsc_enrolment_with_opensc_piv_tool_needs_the_management_key() -> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::vpiv::applet::{DEFAULT_MANAGEMENT_KEY, cert_object, cert_object_tag};
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, CardBuilder::new(PIN).slot(0x9a, "vendor-rsa2048")?)?;
+    let good = hex::encode(DEFAULT_MANAGEMENT_KEY);
+    let mut bad = DEFAULT_MANAGEMENT_KEY;
+    bad[23] ^= 0xff;
+    let cert = fixture("pokja-rsa2048")?;
+    let cert_pem = s(&cert.cert_pem_path);
+    let tag_9d = cert_object_tag(0x9d).context("9D tag")?;
+
+    let err = piv_tool(&rig, &hex::encode(bad), &["-C", "9D", "-i", &cert_pem])?;
+    ensure!(
+        err.contains("admin_mode failed"),
+        "wrong key refused: {err}"
+    );
+    ensure!(card.state().object(&tag_9d).is_none(), "nothing written");
+
+    // PUT DATA: the certificate lands in the 9D object and Segel lists it.
+    piv_tool(&rig, &good, &["-C", "9D", "-i", &cert_pem])?;
+    let der = std::fs::read(&cert.cert_der_path)?;
+    ensure!(card.state().object(&tag_9d) == Some(cert_object(&der).as_slice()));
+    let certs = ok_json(&rig.segel(None, &["certs"])?)?;
+    ensure!(
+        certs.to_string().contains(&fp("pokja-rsa2048")?),
+        "segel lists the enrolled certificate: {certs}"
+    );
+
+    // GENERATE ASYMMETRIC KEY PAIR in 9C (RSA-2048) through OpenSC's chained response.
+    ensure!(card.state().key(0x9c).is_none());
+    piv_tool(&rig, &good, &["-G", "9C:07"])?;
+    let algorithm = card.state().key(0x9c).map(|k| k.algorithm());
+    ensure!(
+        algorithm == Some(0x07),
+        "9C holds a new RSA-2048 key: {algorithm:?}"
+    );
+    Ok(())
 }
