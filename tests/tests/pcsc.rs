@@ -617,24 +617,26 @@ fn pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted() 
 
         let dir = PathBuf::from(child_env("PCSCD_DIR")?);
         let mut pcscd = segel_tests::pcscd::spawn_in(&dir, 2)?;
-        let result = (|| -> Result<()> {
+        let result = (|| -> Result<Vec<PcscEvent>> {
             wait("pcscd back with two readers", &|s| {
                 s.service == ServiceState::Up && s.readers.len() == 2
             })?;
             card.insert(port)?;
             wait("the card after the restart", &|s| {
                 s.readers.iter().any(|r| r.card_present && r.atr == atr)
-            })
+            })?;
+            // Collected before our pcscd is stopped (that is another outage).
+            let mut seen = Vec::new();
+            while let Ok(ev) = events.try_recv() {
+                seen.push(ev);
+            }
+            Ok(seen)
         })();
         let _ = pcscd.kill();
         let _ = pcscd.wait();
-        result?;
+        let seen = result?;
 
-        // The same story as events, in order (readers may interleave).
-        let mut seen = Vec::new();
-        while let Ok(ev) = events.try_recv() {
-            seen.push(ev);
-        }
+        // The same story as events, in order (reader events interleave).
         let kinds: Vec<&str> = seen
             .iter()
             .filter_map(|e| match e {
@@ -644,8 +646,10 @@ fn pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted() 
                 _ => None,
             })
             .collect();
+        // The first ServiceUp may precede our subscription.
+        let kinds = kinds.strip_prefix(&["up"][..]).unwrap_or(&kinds);
         ensure!(
-            kinds.ends_with(&["inserted", "down", "up", "inserted"]),
+            kinds == ["inserted", "down", "up", "inserted"],
             "events: {seen:?}"
         );
         return Ok(());
@@ -721,4 +725,74 @@ fn pcsc_enrolment_with_opensc_piv_tool_needs_the_management_key() -> Result<()> 
         "9C holds a new RSA-2048 key: {algorithm:?}"
     );
     Ok(())
+}
+
+#[test]
+fn pcsc_card_events_become_token_inserted_and_removed_events() -> Result<()> {
+    const NAME: &str = "pcsc_card_events_become_token_inserted_and_removed_events";
+    if is_child() {
+        use segel_agent::pcsc::{TokenEvent, TokenEvents, TokenFollower, Watcher, WatcherOptions};
+        use segel_agent::token::{ModuleSource, ModuleSpec, ServiceOptions, TokenService};
+        watchdog(Duration::from_secs(60));
+        let ports: Vec<u16> = child_env("CARD_PORTS")?
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let watcher = Watcher::start(WatcherOptions::default())?;
+        let service = TokenService::start(
+            &[ModuleSpec {
+                path: PathBuf::from(OPENSC_MODULE),
+                source: ModuleSource::CommandLine,
+            }],
+            ServiceOptions::default(),
+        )?;
+        let follower = TokenFollower::start(&watcher, service, Duration::from_millis(100))?;
+        let mut events = follower.subscribe();
+        let next = |events: &mut TokenEvents| -> Result<TokenEvent> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match events.try_recv() {
+                    Ok(e) => return Ok(e),
+                    Err(_) if Instant::now() > deadline => bail!("no token event in 10 s"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        };
+        let a = CardBuilder::new(PIN)
+            .slot(0x9a, "vendor-rsa2048")?
+            .build()?;
+        a.insert(ports[0])?;
+        match next(&mut events)? {
+            TokenEvent::TokenInserted { token } => {
+                ensure!(token.label == "Budi Santoso", "{token:?}")
+            }
+            other => bail!("expected the card's token inserted: {other:?}"),
+        }
+        let b = CardBuilder::new(PIN).slot(0x9a, "vendor-p256")?.build()?;
+        b.insert(ports[1])?;
+        match next(&mut events)? {
+            TokenEvent::TokenInserted { token } => {
+                ensure!(token.label == "Agus Wijaya", "{token:?}")
+            }
+            other => bail!("expected the second token inserted: {other:?}"),
+        }
+        a.remove();
+        match next(&mut events)? {
+            TokenEvent::TokenRemoved { token } => {
+                ensure!(token.label == "Budi Santoso", "{token:?}")
+            }
+            other => bail!("expected the first token removed: {other:?}"),
+        }
+        ensure!(
+            events.try_recv().is_err(),
+            "no other event: the second card stayed"
+        );
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let mut envs = rig.envs();
+    let ports = format!("{},{}", rig.pcscd.reader_port(0), rig.pcscd.reader_port(1));
+    envs.push(("CARD_PORTS".into(), ports.into()));
+    run_in_child(NAME, &envs)
 }

@@ -205,9 +205,9 @@ fn run(shared: &Shared, options: &WatcherOptions) {
             Ok(()) => continue,
             Err(e) => describe(e),
         };
-        // Every reader is gone with pcscd; say so once per outage.
+        // Every reader is gone with pcscd; ServiceDown is sent once per outage.
         clear_readers(shared);
-        if announced_down.as_deref() != Some(reason.as_str()) {
+        if announced_down.is_none() {
             tracing::warn!("PC/SC: {reason}; retrying");
             let event = PcscEvent::ServiceDown {
                 reason: reason.clone(),
@@ -221,7 +221,8 @@ fn run(shared: &Shared, options: &WatcherOptions) {
             );
             announced_down = Some(reason);
         } else {
-            bump_scans(shared);
+            // Same outage, maybe another symptom: keep the snapshot current, no new event.
+            set_service(shared, ServiceState::Down { reason }, None);
         }
         sleep_unless_stopped(shared, backoff);
         backoff = (backoff * 2).min(options.max_backoff);
@@ -362,11 +363,6 @@ fn publish(shared: &Shared, known: &BTreeMap<CString, ReaderStatus>) {
     let mut snap = lock(&shared.snapshot);
     snap.readers = known.values().cloned().collect();
     snap.scans += 1;
-    shared.changed.notify_all();
-}
-
-fn bump_scans(shared: &Shared) {
-    lock(&shared.snapshot).scans += 1;
     shared.changed.notify_all();
 }
 
