@@ -15,6 +15,14 @@
 //! # folder $XDG_CONFIG_HOME/segel/trust/
 //! trust_anchors = ["/etc/ssl/bsre/root.pem"]
 //!
+//! [enrollment]
+//! profile = "modern"      # or "legacy" (NPWP as a DNS name, NIK as a request attribute)
+//! # npwp_oid = "…"        # the CA's otherName type for NPWP (default: organizationIdentifier)
+//! # nik_oid = "…"         # the CA's request attribute for NIK (legacy; default unstructuredName)
+//!
+//! [pin]
+//! min_length = 6          # shortest new PIN `segel pin change|unblock` accepts
+//!
 //! [procurement]
 //! # the portal's file rules: names of at most 40 characters without / \ , : ' " + - ( ),
 //! # unique in one submission (default true)
@@ -72,6 +80,34 @@ pub struct Config {
     pub trust_anchors: Vec<PathBuf>,
     #[serde(default)]
     pub procurement: Procurement,
+    #[serde(default)]
+    pub enrollment: crate::enroll::EnrollConfig,
+    #[serde(default)]
+    pub pin: PinPolicy,
+    /// `[daemon]`: port, extension origins, allowed sites (see `server::policy`).
+    #[serde(default)]
+    pub daemon: crate::server::policy::DaemonConfig,
+}
+
+/// `[pin]`: the PIN policy for `segel pin change|unblock`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinPolicy {
+    /// Shortest new PIN accepted (default 6).
+    #[serde(default = "default_min_pin")]
+    pub min_length: usize,
+}
+
+fn default_min_pin() -> usize {
+    6
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            min_length: default_min_pin(),
+        }
+    }
 }
 
 /// The procurement site's rules (a switchable site policy).
@@ -97,6 +133,9 @@ impl Default for Config {
             log: None,
             trust_anchors: Vec::new(),
             procurement: Procurement::default(),
+            enrollment: crate::enroll::EnrollConfig::default(),
+            pin: PinPolicy::default(),
+            daemon: Default::default(),
         }
     }
 }

@@ -66,6 +66,28 @@ pub enum ErrorCode {
     FileRejected,
     /// The PC/SC service (pcscd) is not reachable, so smart cards and readers cannot be seen.
     PcscUnavailable,
+    /// Daemon API: the credential (`Authorization: Bearer …`) is missing or wrong.
+    Unauthorized,
+    /// Daemon API: the Host header is not the daemon's loopback address and port (DNS rebinding).
+    HostRejected,
+    /// Daemon API: an Origin header is present and is not Segel's extension.
+    OriginRejected,
+    /// Daemon API: the requesting site's origin is not allowed by policy (or may not do this).
+    SiteNotAllowed,
+    /// Daemon API: the site is allowed by policy but the user has not granted it consent.
+    ConsentRequired,
+    /// Daemon API: the request body is larger than the limit.
+    PayloadTooLarge,
+    /// Daemon API: no such endpoint or object.
+    NotFound,
+    /// Daemon API: the endpoint does not take this method.
+    MethodNotAllowed,
+    /// Daemon API: the client was too slow sending the request.
+    RequestTimeout,
+    /// Daemon API: the body is not of the media type the endpoint takes (application/json).
+    UnsupportedMediaType,
+    /// The daemon (`segel serve`) is not running for this user.
+    DaemonNotRunning,
 }
 
 impl ErrorCode {
@@ -100,6 +122,17 @@ impl ErrorCode {
             ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
             ErrorCode::FileRejected => "FILE_REJECTED",
             ErrorCode::PcscUnavailable => "PCSC_UNAVAILABLE",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::HostRejected => "HOST_REJECTED",
+            ErrorCode::OriginRejected => "ORIGIN_REJECTED",
+            ErrorCode::SiteNotAllowed => "SITE_NOT_ALLOWED",
+            ErrorCode::ConsentRequired => "CONSENT_REQUIRED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::DaemonNotRunning => "DAEMON_NOT_RUNNING",
         }
     }
 }

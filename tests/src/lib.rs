@@ -7,6 +7,8 @@
 //! The harness tests itself in `tests/harness.rs`. External tools come from
 //! `scripts/install-test-deps`.
 
+pub mod backend;
+pub mod daemon;
 pub mod fixtures;
 pub mod isolate;
 pub mod openssl;
@@ -14,6 +16,7 @@ pub mod p11kit;
 pub mod pcscd;
 pub mod run;
 pub mod segel;
+pub mod shim;
 pub mod softhsm;
 pub mod spy;
 pub mod vpiv;

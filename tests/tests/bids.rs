@@ -88,6 +88,11 @@ impl Env {
         self.run_with_pin(Some(PIN), args)
     }
 
+    fn run_owned(&self, args: &[String]) -> Result<Output> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args)
+    }
+
     fn run_with_pin(&self, pin: Option<&str>, args: &[&str]) -> Result<Output> {
         let mut envs = self.hsm.envs();
         envs.extend(self.extra_env.iter().cloned());
@@ -106,6 +111,27 @@ impl Env {
 
 fn s(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// `open --cert POKJA --out-dir DIR --ca ROOT`, then `extra` and the files.
+fn open_args(
+    pokja: &str,
+    out_dir: &Path,
+    extra: &[String],
+    files: &[PathBuf],
+) -> Result<Vec<String>> {
+    let mut args = vec![
+        "open".to_owned(),
+        "--cert".into(),
+        fp(pokja)?,
+        "--out-dir".into(),
+        s(out_dir),
+        "--ca".into(),
+        cert_pem("root-ca")?,
+    ];
+    args.extend(extra.iter().cloned());
+    args.extend(files.iter().map(|p| s(p)));
+    Ok(args)
 }
 
 fn fp(name: &str) -> Result<String> {
@@ -422,8 +448,7 @@ fn segel_seals_and_openssl_opens_for_each_committee_member() -> Result<()> {
             s(&out_dir),
         ];
         args.extend(files.iter().map(|f| s(f)));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let v = ok_json(&env.run(&args)?)?;
+        let v = ok_json(&env.run_owned(&args)?)?;
         ensure!(v["files"].as_array().map(Vec::len) == Some(3), "{v}");
         ensure!(v["recipients"].as_array().map(Vec::len) == Some(2), "{v}");
         for (i, f) in files.iter().enumerate() {
@@ -502,24 +527,16 @@ fn openssl_sealed_bids_open_with_segel_in_one_login() -> Result<()> {
     let opened = env.dir("opened")?;
     let report = env.path("report.html");
     let json_report = env.path("report.json");
-    let mut args = vec![
-        "open".to_owned(),
-        "--cert".into(),
-        fp("pokja-rsa2048")?,
-        "--out-dir".into(),
-        s(&opened),
-        "--ca".into(),
-        cert_pem("root-ca")?,
-        "--report".into(),
+    let extra = [
+        "--report".to_owned(),
         s(&report),
         "--json-report".into(),
         s(&json_report),
         "--parallel".into(),
         "3".into(),
     ];
-    args.extend(sealed.iter().map(|p| s(p)));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let v = ok_json(&env.run(&args)?)?;
+    let args = open_args("pokja-rsa2048", &opened, &extra, &sealed)?;
+    let v = ok_json(&env.run_owned(&args)?)?;
     ensure!(v["summary"]["opened"] == variants.len(), "{v}");
     for (name, _, _) in &variants {
         let got = std::fs::read(opened.join(format!("{name}.pdf")))?;
@@ -594,8 +611,7 @@ fn failing_bids_leave_nothing_behind_and_do_not_stop_the_others() -> Result<()> 
         s(&sealed),
     ];
     args.extend(good.iter().map(|f| s(f)));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok_json(&env.run(&args)?)?;
+    ok_json(&env.run_owned(&args)?)?;
 
     // A bid for someone else, made by Segel for the EC member only.
     let other = bids.join("other.pdf");
@@ -664,18 +680,8 @@ fn failing_bids_leave_nothing_behind_and_do_not_stop_the_others() -> Result<()> 
     files.push(sealed.join("other.pdf.p7m"));
     files.push(sealed.join("expired.pdf.p7m"));
     files.extend(damaged.iter().cloned());
-    let mut args = vec![
-        "open".to_owned(),
-        "--cert".into(),
-        fp("pokja-rsa2048")?,
-        "--out-dir".into(),
-        s(&opened),
-        "--ca".into(),
-        cert_pem("root-ca")?,
-    ];
-    args.extend(files.iter().map(|p| s(p)));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = env.run(&args)?;
+    let args = open_args("pokja-rsa2048", &opened, &[], &files)?;
+    let out = env.run_owned(&args)?;
     ensure!(
         out.status.code() == Some(1),
         "some bids failed: exit 1 expected, {out:?}"

@@ -5,12 +5,18 @@
 
 mod bidkeys;
 mod certs;
+mod consent;
 mod decrypt;
 pub mod demo;
+mod endpoint;
+mod enroll;
+mod import_cert;
 mod open;
 mod output;
+mod pin_cmd;
 mod readers;
 mod seal;
+mod serve;
 mod sign;
 mod tokens;
 mod verify;
@@ -78,8 +84,23 @@ pub enum Command {
     Readers(readers::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
+    /// Make a key pair on a token and a certificate request (PKCS#10) for the CA.
+    Enroll(enroll::Args),
+    /// Import the certificate issued for a key (and its chain) onto the token.
+    ImportCert(import_cert::Args),
+    /// Delete a key pair that has no certificate.
+    DeleteKey(import_cert::DeleteArgs),
+    /// PIN status, change and unblock.
+    #[command(subcommand)]
+    Pin(pin_cmd::PinCommand),
     /// Run Segel's main job on demo key files, with no hardware.
     Demo(demo::Args),
+    /// Run the localhost daemon for the browser extension (HTTPS on 127.0.0.1).
+    Serve(serve::Args),
+    /// Show where the running daemon listens, its CA and the credential.
+    Endpoint(endpoint::Args),
+    /// List, grant or revoke the sites allowed to use Segel.
+    Consent(consent::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -145,7 +166,14 @@ pub fn run(cli: Cli) -> i32 {
         Command::Open(args) => open::run(&ctx, args),
         Command::Readers(args) => readers::run(&ctx, args).map(|()| 0),
         Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
+        Command::Enroll(args) => enroll::run(&ctx, args).map(|()| 0),
+        Command::ImportCert(args) => import_cert::run(&ctx, args).map(|()| 0),
+        Command::DeleteKey(args) => import_cert::delete(&ctx, args).map(|()| 0),
+        Command::Pin(cmd) => pin_cmd::run(&ctx, cmd).map(|()| 0),
         Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
+        Command::Serve(args) => serve::run(&ctx, args).map(|()| 0),
+        Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
+        Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
     };
     match result {
         Ok(code) => code,
@@ -159,6 +187,8 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text for journald and log files; colours only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -94,14 +94,18 @@ pub fn run(ctx: &Context, args: &Args) -> Result<i32, CliError> {
             .bids
             .iter()
             .map(|b| {
+                let name = std::path::Path::new(&b.file)
+                    .file_name()
+                    .map_or_else(|| b.file.clone(), |n| n.to_string_lossy().into_owned());
+                let vendor = b.vendor.as_deref().unwrap_or_default();
                 vec![
-                    b.file.clone(),
+                    name,
                     match b.status {
                         BidStatus::Opened => "opened".to_owned(),
                         BidStatus::OpenedWithWarnings => "WARNING".to_owned(),
                         BidStatus::Failed => "FAILED".to_owned(),
                     },
-                    b.vendor.clone().unwrap_or_default(),
+                    vendor.split(',').next().unwrap_or(vendor).to_owned(),
                     b.signing_time.clone().unwrap_or_default(),
                     b.error.clone().unwrap_or_default(),
                 ]

@@ -253,7 +253,10 @@ pub fn open_reader<R: Read>(
     }
     let tmp = super::fsx::temp_beside(&dest)?;
     let mut r = BerReader::new(BufReader::with_capacity(IO_CHUNK, reader));
-    let mut w = BufWriter::with_capacity(IO_CHUNK, tmp.as_file());
+    let mut w = BufWriter::with_capacity(
+        IO_CHUNK,
+        super::fsx::WritebackWriter::new(tmp.as_file(), tmp.as_file()),
+    );
     let report = open_stream(&mut r, CekSource::Key(key), &mut w, opts)?;
     w.flush()?;
     drop(w);

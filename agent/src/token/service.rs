@@ -1,5 +1,8 @@
 //! The token service: every loaded module, every token, each served by its own workers.
 
+mod admin;
+pub use admin::{GeneratedKey, ImportOutcome, KeyPurpose, KeySpec, TokenAdmin};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

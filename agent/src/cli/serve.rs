@@ -1,0 +1,96 @@
+//! `segel serve`: run the localhost daemon until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliError, Context};
+use crate::protocol::ErrorCode;
+use crate::server::files::DaemonFiles;
+use crate::server::policy::{Policy, load_admin_policy};
+use crate::server::{ServeOptions, bind};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one; default from config, else 24842).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Administrator policy file (default /etc/segel/policy.toml or $SEGEL_POLICY_FILE).
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// Most connections at once; more are closed at once.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections: usize,
+    /// Milliseconds to complete the TLS handshake.
+    #[arg(long, default_value_t = 5000)]
+    pub handshake_timeout_ms: u64,
+    /// Milliseconds to send a request head (and to keep an idle connection).
+    #[arg(long, default_value_t = 10000)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds to send a request body.
+    #[arg(long, default_value_t = 30000)]
+    pub body_timeout_ms: u64,
+    /// Largest JSON request body in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body: usize,
+    /// Renew the local CA and certificate when they expire within this many days.
+    #[arg(long, default_value_t = crate::server::tls::DEFAULT_RENEW_DAYS)]
+    pub renew_days: u64,
+    /// Milliseconds between token scans while someone listens to /v1/events.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+}
+
+fn internal(e: impl std::fmt::Display) -> CliError {
+    CliError::new(ErrorCode::Internal, e.to_string())
+}
+
+pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
+    let (admin, admin_file) = load_admin_policy(args.policy.as_deref())
+        .map_err(|e| CliError::bad_request(e.to_string()))?;
+    let policy = Policy::effective(&ctx.config.daemon, &admin, admin_file)
+        .map_err(|e| CliError::bad_request(e.to_string()))?;
+    let files = DaemonFiles::for_user()?;
+    let mut opts = ServeOptions::new(files, policy);
+    if let Some(port) = args.port {
+        opts.port = port;
+    }
+    opts.max_connections = args.max_connections.max(1);
+    opts.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
+    opts.header_timeout = Duration::from_millis(args.header_timeout_ms);
+    opts.body_timeout = Duration::from_millis(args.body_timeout_ms);
+    opts.max_json_body = args.max_body;
+    opts.renew_days = args.renew_days;
+    opts.poll_interval = Duration::from_millis(args.poll_ms.max(50));
+    let service = ctx.token_service()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("segel-http")
+        .enable_all()
+        .build()
+        .map_err(internal)?;
+    runtime.block_on(async move {
+        let daemon = bind(service, opts)
+            .await
+            .map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
+        eprintln!("segel: listening on https://{}", daemon.local_addr());
+        daemon.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// SIGTERM (service managers) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The daemon under test: `segel serve --port 0` as a child process with a private HOME/XDG,
+//! and an HTTPS client (hyper over rustls) that trusts only that daemon's local CA.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use segel_tests::{daemon::DaemonProcess, softhsm::SoftHsm};
+//! let hsm = SoftHsm::new()?;
+//! hsm.init_token("t", "87654321", "1234")?;
+//! let d = DaemonProcess::start(&hsm.envs(), &hsm.module_path(), &[])?;
+//! let client = d.client()?;
+//! let resp = client.send(client.get("/v1/status").body(Default::default())?).await?;
+//! assert_eq!(resp.status, 200);
+//! # Ok(()) }
+//! ```
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use segel_agent::server::tls;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::segel::segel_cmd;
+
+/// A running `segel serve`.
+#[derive(Debug)]
+pub struct DaemonProcess {
+    child: Child,
+    home: TempDir,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub ca_pem: Vec<u8>,
+    pub credential: String,
+    log: PathBuf,
+    /// Time from spawning the process to the first accepted HTTPS request.
+    pub started_in: Duration,
+}
+
+impl DaemonProcess {
+    /// Start `segel serve --port 0 --module MODULE EXTRA…` with `envs`, a fresh HOME, and wait
+    /// until it answers `GET /v1/status`.
+    pub fn start(envs: &[(String, OsString)], module: &Path, extra: &[&str]) -> Result<Self> {
+        let home = tempfile::Builder::new().prefix("segel-daemon-").tempdir()?;
+        Self::start_in(home, envs, module, extra)
+    }
+
+    /// Like [`Self::start`] with a given HOME (e.g. prepared config or consent files).
+    pub fn start_in(
+        home: TempDir,
+        envs: &[(String, OsString)],
+        module: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let log = home.path().join("serve.log");
+        let mut cmd = segel_cmd(envs, home.path())?;
+        // No admin policy from the machine: an empty policy file of our own.
+        let policy = home.path().join("policy.toml");
+        if !policy.exists() {
+            std::fs::write(&policy, "")?;
+        }
+        cmd.env("SEGEL_POLICY_FILE", &policy)
+            .env("SEGEL_LOG", "info")
+            .args(["serve", "--port", "0", "--module"])
+            .arg(module)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let t0 = Instant::now();
+        let mut child = cmd.spawn().context("starting segel serve")?;
+        let endpoint = home.path().join(".local/state/segel/daemon/endpoint.json");
+        let (url, pid_ok) = loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "segel serve exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if let Ok(text) = std::fs::read_to_string(&endpoint)
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+            {
+                let url = v["url"].as_str().unwrap_or_default().to_owned();
+                break (url, v["pid"].as_u64() == Some(child.id() as u64));
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                bail!("segel serve did not write {} in 20 s", endpoint.display());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        anyhow::ensure!(pid_ok, "endpoint.json names another process");
+        let addr: SocketAddr = url
+            .strip_prefix("https://")
+            .context("endpoint url is not https")?
+            .parse()?;
+        let dir = home.path().join(".local/state/segel/daemon");
+        let ca_pem = std::fs::read(dir.join("tls/ca.pem"))?;
+        let credential = std::fs::read_to_string(dir.join("credential"))?
+            .trim()
+            .to_owned();
+        let mut d = DaemonProcess {
+            child,
+            home,
+            url,
+            addr,
+            ca_pem,
+            credential,
+            log,
+            started_in: Duration::ZERO,
+        };
+        let client = d.client()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            loop {
+                if let Ok(r) = client
+                    .send(client.get("/v1/status").body(Full::default())?)
+                    .await
+                    && r.status == StatusCode::OK
+                {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                if t0.elapsed() > Duration::from_secs(20) {
+                    bail!("segel serve did not answer in 20 s");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })?;
+        d.started_in = t0.elapsed();
+        Ok(d)
+    }
+
+    /// The private HOME.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The daemon folder (`$XDG_STATE_HOME/segel/daemon`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join(".local/state/segel/daemon")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A client trusting this daemon's CA, sending its credential.
+    pub fn client(&self) -> Result<Client> {
+        Client::new(self.addr, &self.ca_pem, &self.credential)
+    }
+
+    /// Send SIGTERM and wait (at most `within`) for the exit.
+    pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            if t0.elapsed() > within {
+                bail!("segel serve still running {within:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Resident memory of the daemon (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmRSS missing")
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "response is not JSON ({}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The error code of a `{code, message}` body ("" if none).
+    pub fn code(&self) -> String {
+        self.json()
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// HTTPS client for the daemon.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub credential: String,
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, ca_pem: &[u8], credential: &str) -> Result<Self> {
+        Ok(Client {
+            addr,
+            credential: credential.to_owned(),
+            connector: TlsConnector::from(tls::client_config(ca_pem)?),
+        })
+    }
+
+    /// A TLS connection to the daemon (server name 127.0.0.1).
+    pub async fn tls(&self) -> Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        Ok(self.connector.connect(name, tcp).await?)
+    }
+
+    /// A kept-alive HTTP/1.1 connection.
+    pub async fn connect(&self) -> Result<Conn> {
+        let io = TokioIo::new(self.tls().await?);
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    /// A request builder with the right Host and the credential.
+    pub fn req(&self, method: Method, path: &str) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("authorization", format!("Bearer {}", self.credential))
+    }
+
+    pub fn get(&self, path: &str) -> hyper::http::request::Builder {
+        self.req(Method::GET, path)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Request<Full<Bytes>>> {
+        Ok(self
+            .req(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?)
+    }
+
+    /// Send one request on a new connection.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response> {
+        self.connect().await?.send(req).await
+    }
+}
+
+/// One kept-alive connection.
+#[derive(Debug)]
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response> {
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let (parts, body) = resp.into_parts();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await?.to_bytes(),
+        })
+    }
+}
+
+/// Shared handle for tests that build rustls configs themselves.
+pub fn client_config(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>> {
+    Ok(tls::client_config(ca_pem)?)
+}
