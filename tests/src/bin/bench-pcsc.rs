@@ -3,7 +3,9 @@
 //! card. Prints signatures per second and the ratio segel/raw (target ≥ 0.95).
 //!
 //! Run (root: a private pcscd needs `unshare -m`):
-//! `cargo run --release -p segel-tests --bin bench-pcsc [-- --seconds 3]`.
+//! `cargo run --release -p segel-tests --bin bench-pcsc [-- --seconds 1.5 --rounds 5]`.
+//! Raw and Segel rounds alternate and the best of each is kept, so that load from other programs
+//! on a shared machine hits both sides alike.
 //! The program starts its own pcscd with one vpcd reader and re-runs itself with
 //! `PCSCLITE_CSOCK_NAME` pointing there (libpcsclite reads it once per process); the child
 //! inserts the virtual card and measures. A card serves one command at a time, so both sides
@@ -53,16 +55,25 @@ const CASES: [Case; 2] = [
     },
 ];
 
-fn main() -> Result<()> {
-    let seconds: f64 = std::env::args()
-        .skip_while(|a| a != "--seconds")
+fn arg(name: &str, default: f64) -> Result<f64> {
+    Ok(std::env::args()
+        .skip_while(|a| a != name)
         .nth(1)
         .map(|s| s.parse())
         .transpose()
-        .context("--seconds takes a number")?
-        .unwrap_or(3.0);
+        .with_context(|| format!("{name} takes a number"))?
+        .unwrap_or(default))
+}
+
+fn main() -> Result<()> {
+    let seconds = arg("--seconds", 1.5)?;
+    let rounds = arg("--rounds", 5.0)? as usize;
     if let Ok(port) = std::env::var(CHILD) {
-        return child(port.parse()?, Duration::from_secs_f64(seconds));
+        return child(
+            port.parse()?,
+            Duration::from_secs_f64(seconds),
+            rounds.max(1),
+        );
     }
     if let Some(reason) = skip_reason() {
         bail!("{reason}");
@@ -80,7 +91,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn child(port: u16, duration: Duration) -> Result<()> {
+fn child(port: u16, duration: Duration, rounds: usize) -> Result<()> {
     let card = CardBuilder::new(PIN)
         .slot(0x9a, "vendor-rsa2048")?
         .slot(0x9e, "vendor-p256")?
@@ -90,7 +101,7 @@ fn child(port: u16, duration: Duration) -> Result<()> {
     let module = Path::new(OPENSC_MODULE);
     println!(
         "smart card over PC/SC: pcscd + OpenSC PIV + virtual PIV card; token layer vs raw \
-         cryptoki, {:.1} s per measurement, best of 2 rounds",
+         cryptoki, {:.1} s per measurement, best of {rounds} alternating rounds",
         duration.as_secs_f64()
     );
     println!(
@@ -101,7 +112,7 @@ fn child(port: u16, duration: Duration) -> Result<()> {
     for case in &CASES {
         let (mut raw_best, mut layer_best) = (0.0f64, 0.0f64);
         let mut apdus_per_sig = 0.0;
-        for _ in 0..2 {
+        for _ in 0..rounds {
             let before = card.apdu_count();
             let ops_before = card.state().private_operations;
             raw_best = raw_best.max(raw(module, case, duration)?);

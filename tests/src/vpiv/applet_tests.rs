@@ -150,3 +150,34 @@ fn generate_and_put_data_need_the_management_key() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn signature_key_9c_needs_the_pin_right_before_each_use() -> anyhow::Result<()> {
+    let card = CardBuilder::new("123456")
+        .slot(0x9c, "vendor-p256")?
+        .build()?;
+    let mut st = card.state().clone();
+    let mut se = Session::default();
+    apdu(&mut st, &mut se, "00 A4 04 00 05 A0 00 00 03 08");
+    // 7C 24 { 82 00, 81 20 <32-byte hash> }
+    let sign = format!("00 87 11 9C 26 7C 24 82 00 81 20 {} 00", "42".repeat(32));
+    assert_eq!(apdu(&mut st, &mut se, &sign).1, 0x6982, "no PIN");
+    assert_eq!(apdu(&mut st, &mut se, PIN_OK).1, 0x9000);
+    assert_eq!(apdu(&mut st, &mut se, &sign).1, 0x9000, "PIN just verified");
+    assert_eq!(
+        apdu(&mut st, &mut se, &sign).1,
+        0x6982,
+        "used up: verify again"
+    );
+    assert_eq!(apdu(&mut st, &mut se, PIN_OK).1, 0x9000);
+    assert_eq!(
+        apdu(&mut st, &mut se, "00 CB 3F FF 03 5C 01 7E 00").1,
+        0x9000
+    );
+    assert_eq!(
+        apdu(&mut st, &mut se, &sign).1,
+        0x6982,
+        "another command in between"
+    );
+    Ok(())
+}
