@@ -796,3 +796,39 @@ fn pcsc_card_events_become_token_inserted_and_removed_events() -> Result<()> {
     envs.push(("CARD_PORTS".into(), ports.into()));
     run_in_child(NAME, &envs)
 }
+
+#[test]
+fn pcsc_pin_change_through_segel_pin_uses_change_reference_data() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let write = |name: &str, value: &str| -> Result<String> {
+        let p = rig.path(name);
+        std::fs::write(&p, format!("{value}\n"))?;
+        Ok(s(&p))
+    };
+    let (old, new) = (write("old-pin", PIN)?, write("new-pin", "246810")?);
+    let token = "Budi Santoso";
+    ok_json(&rig.segel(
+        None,
+        &[
+            "--pin-file",
+            &old,
+            "pin",
+            "change",
+            "--token",
+            token,
+            "--new-pin-file",
+            &new,
+        ],
+    )?)?;
+    ensure!(card.state().pin_tries_left == 3);
+    let out = rig.sign(Some(PIN), "vendor-rsa2048", &[])?;
+    ensure!(
+        error_code(&out)? == "PIN_INCORRECT",
+        "the old PIN is gone: {out:?}"
+    );
+    ok_json(&rig.sign(Some("246810"), "vendor-rsa2048", &[])?)?;
+    rig.verify_signature("vendor-rsa2048")?;
+    Ok(())
+}
