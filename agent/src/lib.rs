@@ -4,8 +4,8 @@
 //! Layout: [`token`] (modules, tokens, sessions on worker threads), [`certinfo`]
 //! (certificates), [`pin`] (PIN sources), [`config`] (paths and the config file),
 //! [`protocol`] (wire error codes), [`cms`] (the sealed-bid formats), [`bids`] (sealing and
-//! opening batches on tokens, the file rules and the opening report), [`cli`] (one file per
-//! command).
+//! opening batches on tokens, the file rules and the opening report), [`pcsc`] (the PC/SC
+//! watcher and the ATR → module table), [`cli`] (one file per command).
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cms;
 pub mod config;
 pub mod enroll;
+pub mod pcsc;
 pub mod pin;
 pub mod protocol;
 pub mod server;

@@ -64,6 +64,8 @@ pub enum ErrorCode {
     SignatureInvalid,
     /// A file breaks the procurement file rules (name length, symbols, duplicates).
     FileRejected,
+    /// The PC/SC service (pcscd) is not reachable, so smart cards and readers cannot be seen.
+    PcscUnavailable,
     /// Daemon API: the credential (`Authorization: Bearer …`) is missing or wrong.
     Unauthorized,
     /// Daemon API: the Host header is not the daemon's loopback address and port (DNS rebinding).
@@ -119,6 +121,7 @@ impl ErrorCode {
             ErrorCode::RecipientCannotEncrypt => "RECIPIENT_CANNOT_ENCRYPT",
             ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
             ErrorCode::FileRejected => "FILE_REJECTED",
+            ErrorCode::PcscUnavailable => "PCSC_UNAVAILABLE",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::HostRejected => "HOST_REJECTED",
             ErrorCode::OriginRejected => "ORIGIN_REJECTED",

@@ -14,6 +14,7 @@ mod import_cert;
 mod open;
 mod output;
 mod pin_cmd;
+mod readers;
 mod seal;
 mod serve;
 mod sign;
@@ -79,6 +80,8 @@ pub enum Command {
     Seal(seal::Args),
     /// Open sealed bids with one PIN entry and write the opening report.
     Open(open::Args),
+    /// List smart card readers, their cards (ATR) and the module for each card.
+    Readers(readers::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
     /// Make a key pair on a token and a certificate request (PKCS#10) for the CA.
@@ -180,6 +183,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Seal(args) => seal::run(&ctx, args),
         Command::Open(args) => open::run(&ctx, args),
+        Command::Readers(args) => readers::run(&ctx, args).map(|()| 0),
         Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
         Command::Enroll(args) => enroll::run(&ctx, args).map(|()| 0),
         Command::ImportCert(args) => import_cert::run(&ctx, args).map(|()| 0),

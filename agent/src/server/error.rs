@@ -92,9 +92,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::SignatureInvalid
         | ErrorCode::FileRejected => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::DeviceError | ErrorCode::TokenError => StatusCode::BAD_GATEWAY,
-        ErrorCode::NoModule | ErrorCode::ModuleLoadFailed | ErrorCode::DaemonNotRunning => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ErrorCode::NoModule
+        | ErrorCode::ModuleLoadFailed
+        | ErrorCode::DaemonNotRunning
+        | ErrorCode::PcscUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal | ErrorCode::IoError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -1,0 +1,834 @@
+//! Smart cards over PC/SC, end to end: a private pcscd with vpcd readers, the virtual PIV card
+//! (segel_tests::vpiv), OpenSC's PKCS#11 module, and Segel — the `segel` CLI, or the token layer
+//! in a child process (libpcsclite reads `PCSCLITE_CSOCK_NAME` once per process). OpenSSL is the
+//! independent verifier and the sealing peer. Needs root (see segel_tests::pcscd); skips otherwise.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use segel_tests::fixtures::fixture;
+use segel_tests::isolate::{child_env, is_child, run_in_child};
+use segel_tests::openssl::{self, openssl};
+use segel_tests::pcscd::{OPENSC_MODULE, Pcscd, wait_card_in_process, watchdog};
+use segel_tests::segel::{error_code, ok_json, segel_cmd};
+use segel_tests::skip_without_pcscd;
+use segel_tests::vpiv::{CardBuilder, VirtualCard};
+use serde_json::Value;
+
+const PIN: &str = "123456";
+
+/// A private pcscd, a private HOME and OpenSC config, and the cards the test made.
+struct Rig {
+    pcscd: Pcscd,
+    home: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(readers: usize) -> Result<Self> {
+        let rig = Rig {
+            pcscd: Pcscd::start(readers)?,
+            home: tempfile::tempdir()?,
+        };
+        // OpenSC's defaults, not whatever this machine's /etc/opensc/opensc.conf says.
+        std::fs::write(rig.opensc_conf(), "app default {\n}\n")?;
+        Ok(rig)
+    }
+
+    fn opensc_conf(&self) -> PathBuf {
+        self.home.path().join("opensc.conf")
+    }
+
+    fn envs(&self) -> Vec<(String, OsString)> {
+        let mut envs = self.pcscd.envs();
+        envs.push(("OPENSC_CONF".into(), self.opensc_conf().into()));
+        envs
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// A card built by `build`, inserted into reader `reader`, and seen by PC/SC.
+    fn insert(&self, reader: usize, card: CardBuilder) -> Result<VirtualCard> {
+        let card = card.build()?;
+        card.insert(self.pcscd.reader_port(reader))?;
+        self.wait_for_token_count_at_least(1)?;
+        Ok(card)
+    }
+
+    fn wait_for_token_count_at_least(&self, n: usize) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.segel(None, &["tokens"])?;
+            let tokens = ok_json(&out)?;
+            let list = tokens.as_array().cloned().unwrap_or_default();
+            if list.len() >= n {
+                return Ok(list);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{n} token(s) not visible within 10 s: {tokens}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `segel --module opensc-pkcs11.so --json ARGS`, the PIN (if any) in SEGEL_PIN.
+    fn segel(&self, pin: Option<&str>, args: &[&str]) -> Result<Output> {
+        let mut cmd = segel_cmd(&self.envs(), self.home.path())?;
+        cmd.env_remove("SEGEL_PIN")
+            .stdin(std::process::Stdio::null());
+        if let Some(pin) = pin {
+            cmd.env("SEGEL_PIN", pin);
+        }
+        cmd.args(["--module", OPENSC_MODULE, "--json"]).args(args);
+        cmd.output()
+            .with_context(|| format!("running segel {args:?}"))
+    }
+
+    /// `segel sign --format raw` with `fixture`'s certificate; the signature file.
+    fn sign(&self, pin: Option<&str>, fixture_name: &str, extra: &[&str]) -> Result<Output> {
+        let data = self.path("bid.pdf");
+        if !data.exists() {
+            std::fs::write(&data, b"%PDF-1.7 penawaran harga paket 42")?;
+        }
+        let mut args = vec![
+            "sign".to_owned(),
+            "--cert".into(),
+            fp(fixture_name)?,
+            "--format".into(),
+            "raw".into(),
+            "--in".into(),
+            s(&data),
+            "--out".into(),
+            s(&self.path(&format!("{fixture_name}.sig"))),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.segel(pin, &args)
+    }
+
+    fn verify_signature(&self, fixture_name: &str) -> Result<()> {
+        openssl::verify_raw(
+            fixture(fixture_name)?.cert_pem_path,
+            self.path("bid.pdf"),
+            self.path(&format!("{fixture_name}.sig")),
+            "sha256",
+            false,
+        )
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn fp(name: &str) -> Result<String> {
+    Ok(fixture(name)?.entry.fingerprint_sha256)
+}
+
+/// Vendor card: PIV authentication key 9A (RSA-2048), card authentication key 9E (P-256).
+fn vendor_card() -> Result<CardBuilder> {
+    CardBuilder::new(PIN)
+        .slot(0x9a, "vendor-rsa2048")?
+        .slot(0x9e, "vendor-p256")
+}
+
+#[test]
+fn pcsc_card_shows_as_token_with_its_certificates() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let _card = rig.insert(0, vendor_card()?.slot(0x9d, "pokja-rsa2048")?)?;
+    let tokens = rig.wait_for_token_count_at_least(1)?;
+    ensure!(tokens.len() == 1, "one card, one token: {tokens:?}");
+    let t = &tokens[0];
+    ensure!(
+        t["slot_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Segel vpcd")),
+        "{t}"
+    );
+    ensure!(t["manufacturer"] == "piv_II", "OpenSC's PIV driver: {t}");
+    ensure!(
+        t["flags"]["removable"] == true && t["flags"]["login_required"] == true,
+        "{t}"
+    );
+    let certs = ok_json(&rig.segel(None, &["certs"])?)?;
+    let fps: Vec<&str> = certs
+        .as_array()
+        .context("certs array")?
+        .iter()
+        .filter_map(|c| c["fingerprint_sha256"].as_str())
+        .collect();
+    for name in ["vendor-rsa2048", "vendor-p256", "pokja-rsa2048"] {
+        ensure!(fps.contains(&fp(name)?.as_str()), "{name} missing: {certs}");
+    }
+    ensure!(
+        fps.len() == 3,
+        "exactly the card's three certificates: {certs}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_sign_raw_rsa_and_ecdsa_verify_with_openssl() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    for name in ["vendor-rsa2048", "vendor-p256"] {
+        ok_json(&rig.sign(Some(PIN), name, &[])?)
+            .with_context(|| format!("signing with {name}"))?;
+        rig.verify_signature(name)?;
+    }
+    ensure!(
+        card.state().private_operations == 2,
+        "the card did both private-key operations"
+    );
+    // A signature that does not match must not verify (the check can fail).
+    std::fs::write(rig.path("bid.pdf"), b"tampered")?;
+    ensure!(rig.verify_signature("vendor-rsa2048").is_err());
+    Ok(())
+}
+
+#[test]
+fn pcsc_wrong_pin_uses_one_try_reports_it_and_a_blocked_pin_is_locked() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let tries = |card: &VirtualCard| card.state().pin_tries_left;
+
+    let out = rig.sign(Some("999999"), "vendor-rsa2048", &[])?;
+    ensure!(error_code(&out)? == "PIN_INCORRECT", "{out:?}");
+    ensure!(
+        tries(&card) == 2,
+        "exactly one try used, no retry: {}",
+        tries(&card)
+    );
+
+    let out = rig.sign(Some("999999"), "vendor-rsa2048", &[])?;
+    ensure!(error_code(&out)? == "PIN_INCORRECT", "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains("one try is left"),
+        "retries left reported: {text}"
+    );
+    ensure!(tries(&card) == 1);
+
+    // The last try is not used without --final-try.
+    let out = rig.sign(Some("999999"), "vendor-rsa2048", &[])?;
+    ensure!(error_code(&out)? == "PIN_FINAL_TRY", "{out:?}");
+    ensure!(tries(&card) == 1, "final try must not be burnt");
+
+    let out = rig.sign(Some("999999"), "vendor-rsa2048", &["--final-try"])?;
+    let code = error_code(&out)?;
+    ensure!(code == "PIN_LOCKED" || code == "PIN_INCORRECT", "{out:?}");
+    ensure!(tries(&card) == 0);
+
+    // Blocked: even the right PIN is refused as locked, and the card is not asked to verify it.
+    let out = rig.sign(Some(PIN), "vendor-rsa2048", &[])?;
+    ensure!(error_code(&out)? == "PIN_LOCKED", "{out:?}");
+    let tokens = ok_json(&rig.segel(None, &["tokens"])?)?;
+    ensure!(tokens[0]["flags"]["pin_locked"] == true, "{tokens}");
+    ensure!(card.state().private_operations == 0);
+    Ok(())
+}
+
+#[test]
+fn pcsc_two_cards_at_once_sign_each_with_its_own_key() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let a = rig.insert(0, CardBuilder::new(PIN).slot(0x9a, "vendor-rsa2048")?)?;
+    let b = rig.insert(1, CardBuilder::new("654321").slot(0x9a, "vendor-p256")?)?;
+    let tokens = rig.wait_for_token_count_at_least(2)?;
+    ensure!(tokens.len() == 2, "{tokens:?}");
+    ensure!(
+        tokens[0]["serial"] != tokens[1]["serial"],
+        "two cards, two serials: {tokens:?}"
+    );
+    // Each card's PIN: a per-card PIN file would be the real-world way; one run per card here.
+    ok_json(&rig.sign(Some(PIN), "vendor-rsa2048", &[])?)?;
+    ok_json(&rig.sign(Some("654321"), "vendor-p256", &[])?)?;
+    rig.verify_signature("vendor-rsa2048")?;
+    rig.verify_signature("vendor-p256")?;
+    ensure!(a.state().private_operations == 1 && b.state().private_operations == 1);
+    // Pulling one card leaves the other usable.
+    b.remove();
+    ok_json(&rig.sign(Some(PIN), "vendor-rsa2048", &[])?)?;
+    let out = rig.sign(Some("654321"), "vendor-p256", &[])?;
+    ensure!(error_code(&out)? == "CERTIFICATE_NOT_FOUND", "{out:?}");
+    Ok(())
+}
+
+/// Signs, then encrypts to `pokja` with OpenSSL (`cms -sign`, `cms -encrypt`): a sealed bid.
+fn openssl_seal(plain: &Path, pokja: &str, out: &Path) -> Result<()> {
+    let inner = out.with_extension("inner");
+    let cert = |n: &str| -> Result<String> { Ok(s(&fixture(n)?.cert_pem_path)) };
+    openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-md",
+        "sha256",
+        "-in",
+        &s(plain),
+        "-signer",
+        &cert("vendor-rsa2048")?,
+        "-inkey",
+        &s(&fixture("vendor-rsa2048")?.key_path),
+        "-certfile",
+        &cert("issuing-ca")?,
+        "-outform",
+        "DER",
+        "-out",
+        &s(&inner),
+    ])?;
+    let (inner, out, recip) = (s(&inner), s(out), cert(pokja)?);
+    let mut args = vec![
+        "cms",
+        "-encrypt",
+        "-binary",
+        "-aes-256-gcm",
+        "-in",
+        &inner,
+        "-outform",
+        "DER",
+        "-out",
+        &out,
+        "-recip",
+        &recip,
+    ];
+    if pokja.contains("rsa") {
+        // -keyopt applies to the -recip before it: RSA-OAEP with SHA-256.
+        args.extend([
+            "-keyopt",
+            "rsa_padding_mode:oaep",
+            "-keyopt",
+            "rsa_oaep_md:sha256",
+        ]);
+    }
+    openssl(&args)?;
+    Ok(())
+}
+
+/// Seals a bid to `pokja` with OpenSSL, puts `pokja` in the card's key-management slot 9D and
+/// opens the bid with `segel open` (RSA: raw RSA on the card; P-256: ECDH on the card).
+fn sealed_bid_opens_with_card(pokja: &str) -> Result<()> {
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, CardBuilder::new(PIN).slot(0x9d, pokja)?)?;
+    let plain = rig.path("penawaran.pdf");
+    std::fs::write(
+        &plain,
+        b"%PDF-1.7 harga penawaran: Rp 1.234.567.890".repeat(300),
+    )?;
+    let sealed = rig.path("penawaran.pdf.p7m");
+    openssl_seal(&plain, pokja, &sealed)?;
+    let opened = rig.path("opened");
+    std::fs::create_dir_all(&opened)?;
+    let v = ok_json(&rig.segel(
+        Some(PIN),
+        &[
+            "open",
+            "--cert",
+            &fp(pokja)?,
+            "--out-dir",
+            &s(&opened),
+            "--ca",
+            &s(&fixture("root-ca")?.cert_pem_path),
+            &s(&sealed),
+        ],
+    )?)?;
+    ensure!(v["summary"]["opened"] == 1, "{v}");
+    ensure!(v["bids"][0]["signature_valid"] == true, "{v}");
+    ensure!(v["bids"][0]["chain"]["status"] == "trusted", "{v}");
+    ensure!(std::fs::read(opened.join("penawaran.pdf"))? == std::fs::read(&plain)?);
+    let ops = card.state().private_operations;
+    ensure!(
+        ops >= 1,
+        "the content key was unwrapped by the card ({ops} operations)"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_sealed_bid_opens_with_the_cards_rsa_key_management_key() -> Result<()> {
+    skip_without_pcscd!();
+    sealed_bid_opens_with_card("pokja-rsa2048")
+}
+
+#[test]
+fn pcsc_sealed_bid_opens_with_the_cards_p256_key_by_ecdh() -> Result<()> {
+    skip_without_pcscd!();
+    sealed_bid_opens_with_card("pokja-p256")
+}
+
+#[test]
+fn pcsc_card_pulled_mid_signature_gives_a_clear_error_and_reinsertion_works_without_restart()
+-> Result<()> {
+    const NAME: &str =
+        "pcsc_card_pulled_mid_signature_gives_a_clear_error_and_reinsertion_works_without_restart";
+    if is_child() {
+        use segel_agent::protocol::ErrorCode;
+        use segel_agent::token::{
+            CertSelector, HashAlg, ModuleSource, ModuleSpec, ServiceOptions, SignRequest,
+            TokenService,
+        };
+        watchdog(Duration::from_secs(60));
+        let port: u16 = child_env("CARD_PORT")?.parse()?;
+        let card = vendor_card()?.build()?;
+        card.insert(port)?;
+        wait_card_in_process(0, true, Duration::from_secs(10))?;
+        let service = TokenService::start(
+            &[ModuleSpec {
+                path: PathBuf::from(OPENSC_MODULE),
+                source: ModuleSource::CommandLine,
+            }],
+            ServiceOptions::default(),
+        )?;
+        let selector: CertSelector = fp("vendor-rsa2048")?.parse()?;
+        let find = || -> Result<_> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match service.find_certificate(&selector).wait() {
+                    Ok(c) => return Ok(c),
+                    Err(e) if Instant::now() > deadline => bail!("card not found: {e}"),
+                    Err(e) => {
+                        eprintln!("card not found yet: {e}");
+                        std::thread::sleep(Duration::from_millis(100))
+                    }
+                }
+            }
+        };
+        let pin: Arc<dyn segel_agent::pin::PinSource> = Arc::new(FixedPin);
+        let sign = |cert| {
+            let request = SignRequest {
+                scheme: None,
+                hash: HashAlg::Sha256,
+            };
+            service
+                .sign_digest(cert, &request, HashAlg::Sha256.digest(b"bid"), pin.clone())
+                .wait()
+        };
+        let cert = find()?;
+        sign(&cert).context("signature before the card is pulled")?;
+        // Slow card, pulled when the signature command arrives.
+        card.set_delay(Duration::from_millis(50));
+        card.pull_on(Some(0x87));
+        eprintln!("pulling the card at the next GENERAL AUTHENTICATE");
+        let started = Instant::now();
+        match sign(&cert) {
+            Ok(_) => bail!("signature succeeded although the card was pulled"),
+            Err(e) => {
+                ensure!(card.was_pulled(), "the card was not pulled: {e}");
+                ensure!(
+                    matches!(e.code(), ErrorCode::TokenAbsent | ErrorCode::DeviceError),
+                    "unexpected error kind: {e} ({:?})",
+                    e.code()
+                );
+                ensure!(
+                    e.to_string().contains("insert"),
+                    "message says what to do: {e}"
+                );
+                eprintln!("pulled card reported after {:?} as: {e}", started.elapsed());
+            }
+        }
+        card.set_delay(Duration::ZERO);
+        wait_card_in_process(0, false, Duration::from_secs(10))?;
+        card.insert(port)?;
+        // As a user would: re-insert, then use it once the reader shows the card. (Calling
+        // into OpenSC 0.23 while pcscd is still powering the card can fail with
+        // SCARD_E_NOT_TRANSACTED and leave OpenSC's card lock held: a hang, seen here.)
+        wait_card_in_process(0, true, Duration::from_secs(10))?;
+        eprintln!("card re-inserted");
+        // Same service, same process: the card is found again and signs.
+        let cert = find()?;
+        sign(&cert).context("signature after re-insertion")?;
+        ensure!(card.state().private_operations == 2);
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let mut envs = rig.envs();
+    envs.push((
+        "CARD_PORT".into(),
+        rig.pcscd.reader_port(0).to_string().into(),
+    ));
+    run_in_child(NAME, &envs)
+}
+
+#[derive(Debug)]
+struct FixedPin;
+
+impl segel_agent::pin::PinSource for FixedPin {
+    fn pin_for(
+        &self,
+        _: &segel_agent::token::TokenDescription,
+    ) -> Result<Option<secrecy::SecretString>, segel_agent::token::TokenError> {
+        Ok(Some(secrecy::SecretString::from(PIN.to_owned())))
+    }
+}
+
+/// `segel readers --json` once the readers show `want` (retried: PC/SC notices a card within
+/// a fraction of a second).
+fn readers_until(rig: &Rig, what: &str, want: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = ok_json(&rig.segel(None, &["readers"])?)?;
+        let list = v.as_array().cloned().unwrap_or_default();
+        if want(&list) {
+            return Ok(list);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "readers never showed {what}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const YUBIKEY4_ATR: &str = "3bf81300008131fe15597562696b657934d4";
+
+#[test]
+fn pcsc_readers_show_atr_and_module_and_explain_an_unknown_atr() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let virtual_atr = hex::encode(segel_tests::vpiv::with_tck(
+        segel_tests::vpiv::DEFAULT_ATR.to_vec(),
+    ));
+    let a = rig.insert(0, vendor_card()?)?;
+    let b = CardBuilder::new(PIN)
+        .atr(&hex::decode(YUBIKEY4_ATR)?)
+        .build()?;
+    b.insert(rig.pcscd.reader_port(1))?;
+    let both = |l: &[Value]| l.len() == 2 && l.iter().all(|r| r["card_present"] == true);
+    let list = readers_until(&rig, "two cards", both)?;
+    let (r0, r1) = (&list[0], &list[1]);
+    ensure!(
+        r0["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Segel vpcd")),
+        "{r0}"
+    );
+    ensure!(r0["atr"] == virtual_atr.as_str(), "{r0}");
+    ensure!(r0["module"] == "unknown" && r0["card"].is_null(), "{r0}");
+    let hint = r0["hint"].as_str().unwrap_or_default();
+    let colon_atr = segel_agent::pcsc::atr::format_hex(&hex::decode(&virtual_atr)?);
+    ensure!(
+        hint.contains(&colon_atr) && hint.contains(".config/segel/atr-modules.toml"),
+        "the hint names the ATR and the file to extend: {hint}"
+    );
+    ensure!(
+        r1["atr"] == YUBIKEY4_ATR && r1["card"] == "YubiKey 4/5 (PIV)",
+        "{r1}"
+    );
+    ensure!(
+        r1["module"] == "opensc-pkcs11.so" && r1["hint"].is_null(),
+        "{r1}"
+    );
+
+    // The user's table names the unknown card.
+    let conf = rig.path(".config/segel");
+    std::fs::create_dir_all(&conf)?;
+    std::fs::write(
+        conf.join("atr-modules.toml"),
+        format!(
+            "[[card]]\nname = \"Segel virtual PIV\"\natr = \"{virtual_atr}\"\n\
+             [card.modules]\nlinux = [\"{OPENSC_MODULE}\"]\n"
+        ),
+    )?;
+    let list = readers_until(&rig, "the user's entry", |l| {
+        l.first().is_some_and(|r| r["card"] == "Segel virtual PIV")
+    })?;
+    ensure!(list[0]["module"] == OPENSC_MODULE, "{}", list[0]);
+
+    // Pulled: the reader stays, the card goes.
+    a.remove();
+    let list = readers_until(&rig, "reader 0 empty", |l| {
+        l.len() == 2 && l[0]["card_present"] == false
+    })?;
+    ensure!(
+        list[0]["atr"] == "" && list[1]["card_present"] == true,
+        "{list:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn readers_without_pcscd_report_pcsc_unavailable() -> Result<()> {
+    // No root needed: a socket path nobody listens on is "pcscd not running".
+    let home = tempfile::tempdir()?;
+    let envs = vec![(
+        "PCSCLITE_CSOCK_NAME".to_owned(),
+        OsString::from(home.path().join("no-pcscd.comm")),
+    )];
+    let out = segel_cmd(&envs, home.path())?
+        .args(["--json", "readers", "--timeout", "5"])
+        .output()?;
+    ensure!(error_code(&out)? == "PCSC_UNAVAILABLE", "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains("pcscd") && text.contains("not running"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted() -> Result<()> {
+    const NAME: &str = "pcsc_watcher_follows_cards_and_recovers_when_pcscd_is_killed_and_restarted";
+    if is_child() {
+        use segel_agent::pcsc::{PcscEvent, ServiceState, Watcher, WatcherOptions};
+        watchdog(Duration::from_secs(60));
+        let port: u16 = child_env("CARD_PORT")?.parse()?;
+        let watcher = Watcher::start(WatcherOptions {
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            poll: Duration::from_millis(200),
+        })?;
+        let mut events = watcher.subscribe();
+        let wait = |what: &str, f: &dyn Fn(&segel_agent::pcsc::Snapshot) -> bool| -> Result<()> {
+            let (snap, ok) = watcher.wait_until(Duration::from_secs(10), f);
+            ensure!(ok, "watcher never showed {what}: {snap:?}");
+            Ok(())
+        };
+        wait("two empty readers", &|s| {
+            s.service == ServiceState::Up && s.readers.len() == 2
+        })?;
+        let card = vendor_card()?.build()?;
+        card.insert(port)?;
+        let atr = segel_tests::vpiv::with_tck(segel_tests::vpiv::DEFAULT_ATR.to_vec());
+        wait("the card", &|s| {
+            s.readers.iter().any(|r| r.card_present && r.atr == atr)
+        })?;
+
+        let pid = child_env("PCSCD_PID")?;
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()?;
+        ensure!(status.success(), "kill pcscd {pid}");
+        card.remove();
+        wait("pcscd down", &|s| {
+            matches!(s.service, ServiceState::Down { .. }) && s.readers.is_empty()
+        })?;
+
+        let dir = PathBuf::from(child_env("PCSCD_DIR")?);
+        let mut pcscd = segel_tests::pcscd::spawn_in(&dir, 2)?;
+        let result = (|| -> Result<Vec<PcscEvent>> {
+            wait("pcscd back with two readers", &|s| {
+                s.service == ServiceState::Up && s.readers.len() == 2
+            })?;
+            card.insert(port)?;
+            wait("the card after the restart", &|s| {
+                s.readers.iter().any(|r| r.card_present && r.atr == atr)
+            })?;
+            // Collected before our pcscd is stopped (that is another outage).
+            let mut seen = Vec::new();
+            while let Ok(ev) = events.try_recv() {
+                seen.push(ev);
+            }
+            Ok(seen)
+        })();
+        let _ = pcscd.kill();
+        let _ = pcscd.wait();
+        let seen = result?;
+
+        // The same story as events, in order (reader events interleave).
+        let kinds: Vec<&str> = seen
+            .iter()
+            .filter_map(|e| match e {
+                PcscEvent::CardInserted { atr: a, .. } if *a == atr => Some("inserted"),
+                PcscEvent::ServiceDown { .. } => Some("down"),
+                PcscEvent::ServiceUp => Some("up"),
+                _ => None,
+            })
+            .collect();
+        // The first ServiceUp may precede our subscription.
+        let kinds = kinds.strip_prefix(&["up"][..]).unwrap_or(&kinds);
+        ensure!(
+            kinds == ["inserted", "down", "up", "inserted"],
+            "events: {seen:?}"
+        );
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let mut envs = rig.envs();
+    envs.push((
+        "CARD_PORT".into(),
+        rig.pcscd.reader_port(0).to_string().into(),
+    ));
+    envs.push(("PCSCD_DIR".into(), rig.pcscd.dir().into()));
+    envs.push((
+        "PCSCD_PID".into(),
+        rig.pcscd.pid().context("pcscd pid")?.to_string().into(),
+    ));
+    run_in_child(NAME, &envs)
+}
+
+/// `piv-tool -A M:9B:03 ARGS` (mutual authentication with the 3DES management key in
+/// `key_hex`); returns stderr. piv-tool 0.23's exit codes are not meaningful (it returns
+/// non-zero after successful writes, and cannot print a generated key with OpenSSL 3), so the
+/// tests judge by the card's state.
+fn piv_tool(rig: &Rig, key_hex: &str, args: &[&str]) -> Result<String> {
+    let key_file = rig.path("management.key");
+    std::fs::write(&key_file, key_hex)?;
+    let out = std::process::Command::new("piv-tool")
+        .args(["-A", "M:9B:03"])
+        .args(args)
+        .envs(rig.envs())
+        .env("PIV_EXT_AUTH_KEY", &key_file)
+        .output()
+        .context("running piv-tool (package opensc)")?;
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn pcsc_enrolment_with_opensc_piv_tool_needs_the_management_key() -> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::vpiv::applet::{DEFAULT_MANAGEMENT_KEY, cert_object, cert_object_tag};
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, CardBuilder::new(PIN).slot(0x9a, "vendor-rsa2048")?)?;
+    let good = hex::encode(DEFAULT_MANAGEMENT_KEY);
+    let mut bad = DEFAULT_MANAGEMENT_KEY;
+    bad[23] ^= 0xff;
+    let cert = fixture("pokja-rsa2048")?;
+    let cert_pem = s(&cert.cert_pem_path);
+    let tag_9d = cert_object_tag(0x9d).context("9D tag")?;
+
+    let err = piv_tool(&rig, &hex::encode(bad), &["-C", "9D", "-i", &cert_pem])?;
+    ensure!(
+        err.contains("admin_mode failed"),
+        "wrong key refused: {err}"
+    );
+    ensure!(card.state().object(&tag_9d).is_none(), "nothing written");
+
+    // PUT DATA: the certificate lands in the 9D object and Segel lists it.
+    piv_tool(&rig, &good, &["-C", "9D", "-i", &cert_pem])?;
+    let der = std::fs::read(&cert.cert_der_path)?;
+    ensure!(card.state().object(&tag_9d) == Some(cert_object(&der).as_slice()));
+    let certs = ok_json(&rig.segel(None, &["certs"])?)?;
+    ensure!(
+        certs.to_string().contains(&fp("pokja-rsa2048")?),
+        "segel lists the enrolled certificate: {certs}"
+    );
+
+    // GENERATE ASYMMETRIC KEY PAIR in 9C (RSA-2048) through OpenSC's chained response.
+    ensure!(card.state().key(0x9c).is_none());
+    piv_tool(&rig, &good, &["-G", "9C:07"])?;
+    let algorithm = card.state().key(0x9c).map(|k| k.algorithm());
+    ensure!(
+        algorithm == Some(0x07),
+        "9C holds a new RSA-2048 key: {algorithm:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_card_events_become_token_inserted_and_removed_events() -> Result<()> {
+    const NAME: &str = "pcsc_card_events_become_token_inserted_and_removed_events";
+    if is_child() {
+        use segel_agent::pcsc::{TokenEvent, TokenEvents, TokenFollower, Watcher, WatcherOptions};
+        use segel_agent::token::{ModuleSource, ModuleSpec, ServiceOptions, TokenService};
+        watchdog(Duration::from_secs(60));
+        let ports: Vec<u16> = child_env("CARD_PORTS")?
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let watcher = Watcher::start(WatcherOptions::default())?;
+        let service = TokenService::start(
+            &[ModuleSpec {
+                path: PathBuf::from(OPENSC_MODULE),
+                source: ModuleSource::CommandLine,
+            }],
+            ServiceOptions::default(),
+        )?;
+        let follower = TokenFollower::start(&watcher, service, Duration::from_millis(100))?;
+        let mut events = follower.subscribe();
+        let next = |events: &mut TokenEvents| -> Result<TokenEvent> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match events.try_recv() {
+                    Ok(e) => return Ok(e),
+                    Err(_) if Instant::now() > deadline => bail!("no token event in 10 s"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        };
+        let a = CardBuilder::new(PIN)
+            .slot(0x9a, "vendor-rsa2048")?
+            .build()?;
+        a.insert(ports[0])?;
+        match next(&mut events)? {
+            TokenEvent::TokenInserted { token } => {
+                ensure!(token.label == "Budi Santoso", "{token:?}")
+            }
+            other => bail!("expected the card's token inserted: {other:?}"),
+        }
+        let b = CardBuilder::new(PIN).slot(0x9a, "vendor-p256")?.build()?;
+        b.insert(ports[1])?;
+        match next(&mut events)? {
+            TokenEvent::TokenInserted { token } => {
+                ensure!(token.label == "Agus Wijaya", "{token:?}")
+            }
+            other => bail!("expected the second token inserted: {other:?}"),
+        }
+        a.remove();
+        match next(&mut events)? {
+            TokenEvent::TokenRemoved { token } => {
+                ensure!(token.label == "Budi Santoso", "{token:?}")
+            }
+            other => bail!("expected the first token removed: {other:?}"),
+        }
+        ensure!(
+            events.try_recv().is_err(),
+            "no other event: the second card stayed"
+        );
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let mut envs = rig.envs();
+    let ports = format!("{},{}", rig.pcscd.reader_port(0), rig.pcscd.reader_port(1));
+    envs.push(("CARD_PORTS".into(), ports.into()));
+    run_in_child(NAME, &envs)
+}
+
+#[test]
+fn pcsc_pin_change_through_segel_pin_uses_change_reference_data() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let write = |name: &str, value: &str| -> Result<String> {
+        let p = rig.path(name);
+        std::fs::write(&p, format!("{value}\n"))?;
+        Ok(s(&p))
+    };
+    let (old, new) = (write("old-pin", PIN)?, write("new-pin", "246810")?);
+    let token = "Budi Santoso";
+    ok_json(&rig.segel(
+        None,
+        &[
+            "--pin-file",
+            &old,
+            "pin",
+            "change",
+            "--token",
+            token,
+            "--new-pin-file",
+            &new,
+        ],
+    )?)?;
+    ensure!(card.state().pin_tries_left == 3);
+    let out = rig.sign(Some(PIN), "vendor-rsa2048", &[])?;
+    ensure!(
+        error_code(&out)? == "PIN_INCORRECT",
+        "the old PIN is gone: {out:?}"
+    );
+    ok_json(&rig.sign(Some("246810"), "vendor-rsa2048", &[])?)?;
+    rig.verify_signature("vendor-rsa2048")?;
+    Ok(())
+}
