@@ -916,3 +916,144 @@ fn openapi_contract_holds_under_schemathesis() -> Result<()> {
     );
     Ok(())
 }
+
+const EXTENSION: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
+
+fn frame(v: &Value) -> Vec<u8> {
+    let b = v.to_string().into_bytes();
+    let mut out = (b.len() as u32).to_le_bytes().to_vec();
+    out.extend(b);
+    out
+}
+
+fn unframe(mut bytes: &[u8]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        ensure!(bytes.len() >= 4, "truncated length");
+        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        ensure!(bytes.len() >= 4 + n, "truncated message");
+        out.push(serde_json::from_slice(&bytes[4..4 + n])?);
+        bytes = &bytes[4 + n..];
+    }
+    Ok(out)
+}
+
+/// Run `segel native-host ARGS` with `input` on stdin; returns exit success and the messages.
+fn native_host(
+    d: &DaemonProcess,
+    envs: &[(String, std::ffi::OsString)],
+    args: &[&str],
+    input: &[u8],
+) -> Result<(bool, Vec<Value>)> {
+    let mut child = segel_cmd(envs, d.home())?
+        .env("SEGEL_POLICY_FILE", d.home().join("policy.toml"))
+        .arg("native-host")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input)?;
+    let out = child.wait_with_output()?;
+    Ok((out.status.success(), unframe(&out.stdout)?))
+}
+
+#[test]
+fn native_host_hands_out_the_endpoint_and_relays_api_calls_for_segels_extension_only() -> Result<()>
+{
+    let hsm = token()?;
+    let home = tempfile::tempdir()?;
+    std::fs::create_dir_all(home.path().join(".config/segel"))?;
+    std::fs::write(
+        home.path().join(".config/segel/config.toml"),
+        format!("[daemon]\nextension_origins = [\"{EXTENSION}\"]\n"),
+    )?;
+    let d = DaemonProcess::start_in(home, &hsm.envs(), &hsm.module_path(), &[])?;
+    let mut input = Vec::new();
+    for m in [
+        json!({"type": "endpoint", "id": 1}),
+        json!({"type": "request", "id": 2, "method": "GET", "path": "/v1/status"}),
+        json!({"type": "request", "id": 3, "method": "GET", "path": "/v1/certificates?purpose=sign", "site_origin": SITE}),
+        json!({"type": "request", "id": 4, "method": "POST", "path": "/v1/consent", "body": {"origin": SITE}}),
+        json!({"type": "request", "id": 5, "method": "GET", "path": "/v1/certificates?purpose=sign", "site_origin": SITE}),
+        json!({"type": "request", "id": 6, "method": "GET", "path": "https://evil.example/v1/status"}),
+        json!({"type": "launch", "id": 7}),
+    ] {
+        input.extend(frame(&m));
+    }
+    input.extend(4u32.to_le_bytes());
+    input.extend(b"{bad");
+    let (ok, replies) = native_host(&d, &hsm.envs(), &[&format!("{EXTENSION}/")], &input)?;
+    ensure!(ok, "native host failed: {replies:?}");
+    ensure!(replies.len() == 8, "{replies:#?}");
+    ensure!(
+        replies[0]["url"] == d.url.as_str() && replies[0]["credential"] == d.credential.as_str(),
+        "{}",
+        replies[0]
+    );
+    ensure!(replies[0]["ca_cert_pem"].as_str().map(str::as_bytes) == Some(&d.ca_pem[..]));
+    ensure!(
+        replies[1]["status"] == 200 && replies[1]["body"]["caller"] == "local",
+        "{}",
+        replies[1]
+    );
+    ensure!(
+        replies[2]["status"] == 403 && replies[2]["body"]["code"] == "CONSENT_REQUIRED",
+        "{}",
+        replies[2]
+    );
+    ensure!(replies[3]["status"] == 200, "{}", replies[3]);
+    ensure!(
+        replies[4]["status"] == 200 && replies[4]["id"] == 5,
+        "{}",
+        replies[4]
+    );
+    ensure!(
+        replies[4]["body"]["certificates"].as_array().map(Vec::len) == Some(2),
+        "{}",
+        replies[4]
+    );
+    ensure!(
+        replies[5]["type"] == "error" && replies[5]["code"] == "BAD_REQUEST",
+        "{}",
+        replies[5]
+    );
+    ensure!(
+        replies[6]["type"] == "error" && replies[6]["id"] == 7,
+        "{}",
+        replies[6]
+    );
+    ensure!(
+        replies[7]["type"] == "error" && replies[7]["code"] == "BAD_REQUEST",
+        "{}",
+        replies[7]
+    );
+
+    // Another extension is refused before anything is read.
+    let (ok, replies) = native_host(
+        &d,
+        &hsm.envs(),
+        &["chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/"],
+        &frame(&json!({"type": "endpoint"})),
+    )?;
+    ensure!(
+        !ok && replies.len() == 1 && replies[0]["code"] == "ORIGIN_REJECTED",
+        "{replies:?}"
+    );
+    ensure!(
+        !replies[0].to_string().contains(&d.credential),
+        "credential leaked"
+    );
+    // A length over 1 MB ends the session with an error.
+    let (ok, replies) = native_host(
+        &d,
+        &hsm.envs(),
+        &[&format!("{EXTENSION}/")],
+        &(2u32 << 20).to_le_bytes(),
+    )?;
+    ensure!(
+        !ok && replies.len() == 1 && replies[0]["code"] == "BAD_REQUEST",
+        "{replies:?}"
+    );
+    Ok(())
+}

@@ -8,6 +8,7 @@ mod consent;
 mod decrypt;
 pub mod demo;
 mod endpoint;
+mod native_host;
 mod output;
 mod serve;
 mod sign;
@@ -76,6 +77,8 @@ pub enum Command {
     Endpoint(endpoint::Args),
     /// List, grant or revoke the sites allowed to use Segel.
     Consent(consent::Args),
+    /// Native-messaging host for Segel's browser extension (started by the browser).
+    NativeHost(native_host::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -141,6 +144,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => serve::run(&ctx, args),
         Command::Endpoint(args) => endpoint::run(&ctx, args),
         Command::Consent(args) => consent::run(&ctx, args),
+        Command::NativeHost(args) => native_host::run(&ctx, args),
     };
     match result {
         Ok(()) => 0,

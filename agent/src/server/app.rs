@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::body::BodyLimits;
+use super::certcache::CertCache;
 use super::events::EventHub;
 use super::gate::Gate;
 use crate::token::TokenService;
@@ -19,6 +20,7 @@ pub struct App {
     pub started: Instant,
     pub url: String,
     pub work_dir: std::path::PathBuf,
+    pub certs: CertCache,
     activity: Activity,
 }
 
@@ -46,6 +48,7 @@ impl App {
             started: Instant::now(),
             url,
             work_dir,
+            certs: CertCache::new(Duration::from_secs(10)),
             activity: Activity::default(),
         }
     }

@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod body;
+pub mod certcache;
+pub mod client;
 pub mod consent;
 pub mod credential;
 pub mod endpoint;
