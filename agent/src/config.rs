@@ -11,6 +11,22 @@
 //! search_modules = true
 //! # log level: error, warn, info, debug, trace
 //! log = "warn"
+//! # trust anchors for vendors' certificates (files or folders, PEM or DER), besides the
+//! # folder $XDG_CONFIG_HOME/segel/trust/
+//! trust_anchors = ["/etc/ssl/bsre/root.pem"]
+//!
+//! [enrollment]
+//! profile = "modern"      # or "legacy" (NPWP as a DNS name, NIK as a request attribute)
+//! # npwp_oid = "…"        # the CA's otherName type for NPWP (default: organizationIdentifier)
+//! # nik_oid = "…"         # the CA's request attribute for NIK (legacy; default unstructuredName)
+//!
+//! [pin]
+//! min_length = 6          # shortest new PIN `segel pin change|unblock` accepts
+//!
+//! [procurement]
+//! # the portal's file rules: names of at most 40 characters without / \ , : ' " + - ( ),
+//! # unique in one submission (default true)
+//! file_rules = true
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,6 +59,11 @@ impl Paths {
     pub fn config_file(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }
+
+    /// Folder of trust anchors read on every run.
+    pub fn trust_dir(&self) -> PathBuf {
+        self.config_dir.join("trust")
+    }
 }
 
 /// The configuration file's contents.
@@ -55,9 +76,53 @@ pub struct Config {
     pub search_modules: bool,
     #[serde(default)]
     pub log: Option<String>,
+    #[serde(default)]
+    pub trust_anchors: Vec<PathBuf>,
+    #[serde(default)]
+    pub procurement: Procurement,
+    #[serde(default)]
+    pub enrollment: crate::enroll::EnrollConfig,
+    #[serde(default)]
+    pub pin: PinPolicy,
     /// `[daemon]`: port, extension origins, allowed sites (see `server::policy`).
     #[serde(default)]
     pub daemon: crate::server::policy::DaemonConfig,
+}
+
+/// `[pin]`: the PIN policy for `segel pin change|unblock`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinPolicy {
+    /// Shortest new PIN accepted (default 6).
+    #[serde(default = "default_min_pin")]
+    pub min_length: usize,
+}
+
+fn default_min_pin() -> usize {
+    6
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            min_length: default_min_pin(),
+        }
+    }
+}
+
+/// The procurement site's rules (a switchable site policy).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Procurement {
+    /// File names: at most 40 characters, no forbidden symbols, unique per submission.
+    #[serde(default = "default_true")]
+    pub file_rules: bool,
+}
+
+impl Default for Procurement {
+    fn default() -> Self {
+        Procurement { file_rules: true }
+    }
 }
 
 impl Default for Config {
@@ -66,6 +131,10 @@ impl Default for Config {
             modules: Vec::new(),
             search_modules: true,
             log: None,
+            trust_anchors: Vec::new(),
+            procurement: Procurement::default(),
+            enrollment: crate::enroll::EnrollConfig::default(),
+            pin: PinPolicy::default(),
             daemon: Default::default(),
         }
     }
@@ -120,6 +189,13 @@ mod tests {
         let c = Config::parse("modules = [\"/a.so\"]\n").unwrap();
         assert_eq!(c.modules, vec![PathBuf::from("/a.so")]);
         assert!(c.search_modules);
+    }
+
+    #[test]
+    fn file_rules_default_on_and_can_be_switched_off() {
+        assert!(Config::parse("").unwrap().procurement.file_rules);
+        let c = Config::parse("[procurement]\nfile_rules = false\n").unwrap();
+        assert!(!c.procurement.file_rules);
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //!
 //! Layout: [`token`] (modules, tokens, sessions on worker threads), [`certinfo`]
 //! (certificates), [`pin`] (PIN sources), [`config`] (paths and the config file),
-//! [`protocol`] (wire error codes), [`cli`] (one file per command).
+//! [`protocol`] (wire error codes), [`cms`] (the sealed-bid formats), [`bids`] (sealing and
+//! opening batches on tokens, the file rules and the opening report), [`cli`] (one file per
+//! command).
 
 #![forbid(unsafe_code)]
 
+pub mod bids;
 pub mod certinfo;
 pub mod cli;
 pub mod cms;
 pub mod config;
+pub mod enroll;
 pub mod pin;
 pub mod protocol;
 pub mod server;

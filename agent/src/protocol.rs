@@ -48,6 +48,22 @@ pub enum ErrorCode {
     TokenError,
     /// A bug or an unexpected state inside Segel.
     Internal,
+    /// Reading or writing a file failed (missing, unreadable, disk full, already exists).
+    IoError,
+    /// A CMS file is truncated or not well-formed (or breaks a size/depth limit).
+    MalformedInput,
+    /// A CMS file uses an algorithm Segel does not implement.
+    UnsupportedAlgorithm,
+    /// A sealed bid's authentication tag or padding does not check: it was changed or damaged.
+    Tampered,
+    /// A sealed bid is not addressed to the chosen certificate.
+    NotARecipient,
+    /// A recipient certificate cannot be used for encryption (e.g. a signing-only certificate).
+    RecipientCannotEncrypt,
+    /// A signature does not verify.
+    SignatureInvalid,
+    /// A file breaks the procurement file rules (name length, symbols, duplicates).
+    FileRejected,
     /// Daemon API: the credential (`Authorization: Bearer …`) is missing or wrong.
     Unauthorized,
     /// Daemon API: the Host header is not the daemon's loopback address and port (DNS rebinding).
@@ -95,6 +111,14 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::TokenError => "TOKEN_ERROR",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::IoError => "IO_ERROR",
+            ErrorCode::MalformedInput => "MALFORMED_INPUT",
+            ErrorCode::UnsupportedAlgorithm => "UNSUPPORTED_ALGORITHM",
+            ErrorCode::Tampered => "TAMPERED",
+            ErrorCode::NotARecipient => "NOT_A_RECIPIENT",
+            ErrorCode::RecipientCannotEncrypt => "RECIPIENT_CANNOT_ENCRYPT",
+            ErrorCode::SignatureInvalid => "SIGNATURE_INVALID",
+            ErrorCode::FileRejected => "FILE_REJECTED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::HostRejected => "HOST_REJECTED",
             ErrorCode::OriginRejected => "ORIGIN_REJECTED",

@@ -78,6 +78,22 @@ pub enum Error {
     FunctionFailed,
     #[error("seeding the generator is not supported")]
     RandomSeedNotSupported,
+    #[error("the session is read-only")]
+    SessionReadOnly,
+    #[error("close the token's sessions first")]
+    SessionExists,
+    #[error("the user passphrase is not set yet")]
+    UserPinNotInitialized,
+    #[error("another user type is logged in")]
+    UserAnotherAlreadyLoggedIn,
+    #[error("passphrase length out of range")]
+    PinLenRange,
+    #[error("template incomplete")]
+    TemplateIncomplete,
+    #[error("a key file with that name already exists")]
+    KeyFileExists,
+    #[error("the key file could not be written")]
+    WriteFailed,
     #[error("internal error")]
     GeneralError,
 }
@@ -125,6 +141,16 @@ impl Error {
             Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
             Error::FunctionFailed => CKR_FUNCTION_FAILED,
             Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
+            Error::SessionReadOnly => CKR_SESSION_READ_ONLY,
+            Error::SessionExists => CKR_SESSION_EXISTS,
+            Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
+            Error::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+            Error::PinLenRange => CKR_PIN_LEN_RANGE,
+            Error::TemplateIncomplete => CKR_TEMPLATE_INCOMPLETE,
+            // C_InitToken has no better code for "that label names an existing file".
+            Error::KeyFileExists => CKR_FUNCTION_FAILED,
+            // The medium refused the write (full, read-only, pulled out): a device fault.
+            Error::WriteFailed => CKR_DEVICE_ERROR,
             Error::GeneralError => CKR_GENERAL_ERROR,
         }
     }

@@ -42,6 +42,13 @@ impl Curve {
             Curve::P384 => 48,
         }
     }
+    /// The curve named by `CKA_EC_PARAMS` (a DER OID; `printableString` names are not accepted).
+    pub fn from_ec_params(params: &[u8]) -> Option<Self> {
+        let oid = der::oid::ObjectIdentifier::from_der(params).ok()?;
+        [Curve::P256, Curve::P384]
+            .into_iter()
+            .find(|c| c.oid() == oid)
+    }
     /// `CKA_EC_PARAMS`: the DER-encoded named-curve OID.
     pub fn ec_params(self) -> Vec<u8> {
         self.oid().to_der().unwrap_or_default()
@@ -191,6 +198,33 @@ impl PrivateKey {
             }
         }
         Ok(None)
+    }
+
+    /// A new RSA key (`CKM_RSA_PKCS_KEY_PAIR_GEN`) with exponent 65537.
+    pub fn generate_rsa(bits: usize) -> Result<Self> {
+        RsaPrivateKey::new(&mut OsRng, bits)
+            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .map_err(|_| Error::FunctionFailed)
+    }
+
+    /// A new EC key (`CKM_EC_KEY_PAIR_GEN`).
+    pub fn generate_ec(curve: Curve) -> Self {
+        match curve {
+            Curve::P256 => PrivateKey::P256(p256::SecretKey::random(&mut OsRng)),
+            Curve::P384 => PrivateKey::P384(p384::SecretKey::random(&mut OsRng)),
+        }
+    }
+
+    /// PKCS#8 `PrivateKeyInfo` DER (for writing the key file), wiped on drop.
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        use pkcs8::EncodePrivateKey;
+        let doc = match self {
+            PrivateKey::Rsa(k) => k.to_pkcs8_der(),
+            PrivateKey::P256(k) => k.to_pkcs8_der(),
+            PrivateKey::P384(k) => k.to_pkcs8_der(),
+        }
+        .map_err(|_| Error::GeneralError)?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
     }
 
     pub fn public(&self) -> PublicKey {

@@ -20,6 +20,7 @@ pub mod module;
 pub mod object;
 pub mod pkcs12;
 pub mod session;
+pub mod store;
 pub mod token;
 
 pub use error::{Error, Result};

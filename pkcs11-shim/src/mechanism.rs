@@ -294,6 +294,15 @@ pub const MECHANISMS: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
         CKM_ECDH1_DERIVE,
         info(256, 384, CKF_HW | CKF_DERIVE | EC_FLAGS),
     ),
+    // Enrolment (module::enrol): keys are generated into the key file.
+    (
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        info(2048, 4096, CKF_HW | CKF_GENERATE_KEY_PAIR),
+    ),
+    (
+        CKM_EC_KEY_PAIR_GEN,
+        info(256, 384, CKF_HW | CKF_GENERATE_KEY_PAIR | EC_FLAGS),
+    ),
 ];
 
 const fn info(min_key_bits: CK_ULONG, max_key_bits: CK_ULONG, flags: CK_FLAGS) -> MechanismInfo {

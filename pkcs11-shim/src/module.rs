@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
+mod enrol;
+pub use enrol::{KeyKind, KeyPairSpec};
+
 static MODULE: Mutex<Option<Module>> = Mutex::new(None);
 
 fn lock() -> MutexGuard<'static, Option<Module>> {
@@ -77,9 +80,14 @@ pub struct SlotInfo {
 pub struct TokenInfo {
     pub label: String,
     pub serial: String,
+    pub flags: CK_FLAGS,
+    pub min_pin_len: usize,
     pub session_count: usize,
     pub rw_session_count: usize,
 }
+
+/// Shortest passphrase accepted for a new or changed key file (existing files may have any).
+pub const MIN_NEW_PIN_LEN: usize = 8;
 
 /// `CK_SESSION_INFO` contents.
 #[derive(Debug, Clone, Copy)]
@@ -99,10 +107,21 @@ pub enum AttrResult {
 
 #[derive(Debug)]
 struct Slot {
+    /// The key file, or for a blank slot the folder a new key file would go to.
     path: PathBuf,
     token: Option<Token>,
     /// The identity of a file that failed to load, so it is not re-read until it changes.
     rejected: Option<FileIdentity>,
+    /// A blank slot: an empty place in a configured folder where a key file can be enrolled.
+    blank: Option<Blank>,
+}
+
+/// What `C_InitToken` told a blank slot: the new file's name and the SO PIN guarding
+/// `C_InitPIN`. Kept in memory only, until `C_InitPIN` writes the file.
+#[derive(Debug, Default)]
+struct Blank {
+    label: Option<String>,
+    so_pin: Option<SecretString>,
 }
 
 /// The initialised module.
@@ -146,6 +165,26 @@ impl Module {
                         path: path.clone(),
                         token: None,
                         rejected: None,
+                        blank: None,
+                    },
+                );
+            }
+        }
+        // One blank slot per configured folder that can be written (enrolment).
+        for folder in &self.config.folders {
+            let writable =
+                std::fs::metadata(folder).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+            if writable && !self.slot_by_path.contains_key(folder) {
+                let id = self.next_slot;
+                self.next_slot += 1;
+                self.slot_by_path.insert(folder.clone(), id);
+                self.slots.insert(
+                    id,
+                    Slot {
+                        path: folder.clone(),
+                        token: None,
+                        rejected: None,
+                        blank: Some(Blank::default()),
                     },
                 );
             }
@@ -162,6 +201,15 @@ impl Module {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        if slot.blank.is_some() {
+            if !slot.path.is_dir() {
+                slot.token = None;
+            } else if slot.token.is_none() {
+                slot.token = Some(Token::blank(&slot.path, self.next_generation));
+                self.next_generation += 1;
+            }
+            return;
+        }
         let identity = FileIdentity::of(&slot.path);
         let current = slot.token.as_ref().map(|t| t.identity);
         if identity.is_some() && identity == current {
@@ -204,8 +252,13 @@ impl Module {
         self.slot(id)?;
         self.refresh_slot(id);
         let slot = self.slot(id)?;
+        let what = if slot.blank.is_some() {
+            "Segel new key file in"
+        } else {
+            "Segel key file"
+        };
         Ok(SlotInfo {
-            description: format!("Segel key file {}", slot.path.display()),
+            description: format!("{what} {}", slot.path.display()),
             token_present: slot.token.is_some(),
         })
     }
@@ -213,11 +266,25 @@ impl Module {
     pub fn token_info(&mut self, id: CK_SLOT_ID) -> Result<TokenInfo> {
         self.slot(id)?;
         self.refresh_slot(id);
-        let token = self
-            .slot(id)?
-            .token
-            .as_ref()
-            .ok_or(Error::TokenNotPresent)?;
+        let slot = self.slot(id)?;
+        let token = slot.token.as_ref().ok_or(Error::TokenNotPresent)?;
+        let (flags, min_pin_len) = match &slot.blank {
+            // Blank: initialised once C_InitToken named the file; no user PIN until C_InitPIN.
+            Some(b) => (
+                CKF_RNG
+                    | CKF_LOGIN_REQUIRED
+                    | if b.label.is_some() {
+                        CKF_TOKEN_INITIALIZED
+                    } else {
+                        0
+                    },
+                MIN_NEW_PIN_LEN,
+            ),
+            None => (
+                CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED,
+                0,
+            ),
+        };
         let sessions = self
             .sessions
             .values()
@@ -230,6 +297,8 @@ impl Module {
         Ok(TokenInfo {
             label: token.label.clone(),
             serial: token.serial.clone(),
+            flags,
+            min_pin_len,
             session_count: all,
             rw_session_count: rw,
         })
@@ -330,9 +399,14 @@ impl Module {
 
     pub fn session_info(&mut self, h: CK_SESSION_HANDLE) -> Result<SessionInfo> {
         let (session, token) = self.session_token(h)?;
+        let state = if token.so_logged_in {
+            CKS_RW_SO_FUNCTIONS
+        } else {
+            session.state(token.logged_in)
+        };
         Ok(SessionInfo {
             slot: session.slot,
-            state: session.state(token.logged_in),
+            state,
             flags: CKF_SERIAL_SESSION | if session.rw { CKF_RW_SESSION } else { 0 },
         })
     }
@@ -344,6 +418,19 @@ impl Module {
         user: CK_USER_TYPE,
         pin: &SecretString,
     ) -> Result<()> {
+        let (session, token) = self.session_token(h)?;
+        let slot_id = session.slot;
+        if token.so_logged_in {
+            return Err(if user == CKU_SO {
+                Error::UserAlreadyLoggedIn
+            } else {
+                Error::UserAnotherAlreadyLoggedIn
+            });
+        }
+        let blank = self.slots.get(&slot_id).and_then(|s| s.blank.as_ref());
+        if blank.is_some() {
+            return self.login_blank(slot_id, user, pin);
+        }
         let (_, token) = self.session_token(h)?;
         match user {
             CKU_USER => {}
@@ -371,6 +458,10 @@ impl Module {
 
     pub fn logout(&mut self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (session, token) = self.session_token(h)?;
+        if token.so_logged_in {
+            token.so_logged_in = false;
+            return Ok(());
+        }
         if !token.logged_in {
             return Err(Error::UserNotLoggedIn);
         }

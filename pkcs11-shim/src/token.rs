@@ -7,7 +7,8 @@
 use crate::error::{Error, Result};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::object::{Object, Visibility};
-use crate::pkcs12::{self, CertEntry, MAX_FILE_SIZE};
+use crate::pkcs12::{self, CertEntry, Contents, MAX_FILE_SIZE};
+use crate::store::{self, Mode};
 use cryptoki_sys::CK_OBJECT_HANDLE;
 use secrecy::SecretString;
 use sha2::Digest;
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What identifies one version of a file: replaced or rewritten files are new tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileIdentity {
     dev: u64,
     ino: u64,
@@ -69,8 +70,22 @@ pub struct Token {
     pub label: String,
     pub serial: String,
     pub logged_in: bool,
+    /// The security officer of a blank slot (see [`crate::module`], enrolment).
+    pub so_logged_in: bool,
     pub objects: BTreeMap<CK_OBJECT_HANDLE, Object>,
+    /// While the user is logged in: the passphrase and the decrypted file, so the file can be
+    /// rewritten with a new key, certificate or passphrase. Wiped at logout.
+    unlocked: Option<Unlocked>,
 }
+
+#[derive(Debug)]
+struct Unlocked {
+    pin: SecretString,
+    contents: Contents,
+}
+
+/// Label of a blank slot's token before `C_InitToken` names the new file.
+pub const BLANK_LABEL: &str = "new key file";
 
 /// Token label: the file name without extension, at most 32 bytes (cut at a char boundary).
 pub fn label_for(path: &Path) -> String {
@@ -121,11 +136,29 @@ impl Token {
             serial: serial_for(path),
             label,
             logged_in: false,
+            so_logged_in: false,
             objects: BTreeMap::new(),
+            unlocked: None,
         };
         let public = public_objects(&[], &inspection.public_certs, &token.label);
-        token.install_public(public, handles);
+        token.install(Visibility::Public, public, handles);
         Some(token)
+    }
+
+    /// The placeholder token of a blank slot: a folder where a new key file can be made.
+    pub fn blank(folder: &Path, generation: u64) -> Token {
+        Token {
+            path: folder.to_path_buf(),
+            generation,
+            identity: FileIdentity::default(),
+            data: Vec::new(),
+            label: BLANK_LABEL.to_owned(),
+            serial: serial_for(folder),
+            logged_in: false,
+            so_logged_in: false,
+            objects: BTreeMap::new(),
+            unlocked: None,
+        }
     }
 
     /// Decrypts the file with `pin` and shows its private keys.
@@ -135,6 +168,16 @@ impl Token {
             return Err(Error::UserAlreadyLoggedIn);
         }
         let contents = pkcs12::open(&self.data, pin)?;
+        self.unlock(contents, pin.clone(), handles)
+    }
+
+    /// Shows the objects of decrypted `contents`, keeping the handles of unchanged objects.
+    fn unlock(
+        &mut self,
+        contents: Contents,
+        pin: SecretString,
+        handles: &mut HandleCounter,
+    ) -> Result<()> {
         let mut keys = Vec::new();
         for entry in &contents.keys {
             match PrivateKey::from_pkcs8(&entry.pkcs8_der)? {
@@ -149,7 +192,8 @@ impl Token {
             }
         }
         let public = public_objects(&keys, &contents.certs, &self.label);
-        self.install_public(public, handles);
+        self.install(Visibility::Public, public, handles);
+        let mut private = Vec::new();
         for k in &keys {
             let public = k.key.public();
             let id = key_id(k, &public);
@@ -160,26 +204,78 @@ impl Token {
                 .or_else(|| cert.and_then(|c| c.friendly_name.clone()))
                 .unwrap_or_else(|| self.label.clone());
             let subject = cert.and_then(|c| Object::certificate_subject(&c.der));
-            let obj = Object::private_key(k.key.clone(), &id, &label, subject.as_deref());
-            self.objects.insert(handles.allocate(), obj);
+            private.push(Object::private_key(
+                k.key.clone(),
+                &id,
+                &label,
+                subject.as_deref(),
+            ));
         }
+        self.install(Visibility::Private, private, handles);
         self.logged_in = true;
+        self.unlocked = Some(Unlocked { pin, contents });
         Ok(())
     }
 
-    /// Forgets the private keys (their memory is wiped as the last reference drops).
+    /// Forgets the private keys and the passphrase (their memory is wiped as the last reference
+    /// drops).
     pub fn logout(&mut self) {
         self.objects
             .retain(|_, o| o.visibility != Visibility::Private);
         self.logged_in = false;
+        self.so_logged_in = false;
+        self.unlocked = None;
     }
 
-    /// Replaces the public objects, keeping the handles of those that did not change.
-    fn install_public(&mut self, new: Vec<Object>, handles: &mut HandleCounter) {
+    /// The decrypted file and its passphrase (the user must be logged in).
+    pub fn unlocked(&self) -> Result<(&Contents, &SecretString)> {
+        self.unlocked
+            .as_ref()
+            .map(|u| (&u.contents, &u.pin))
+            .ok_or(Error::UserNotLoggedIn)
+    }
+
+    /// The file's bytes as last read or written.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Writes `contents` under `pin` to the token's file atomically and shows the result; with
+    /// `Mode::Create` the file must not exist yet. The token stays the same token (same
+    /// generation, sessions go on), and stays logged in with `pin` if it was.
+    #[tracing::instrument(skip_all)]
+    pub fn rewrite(
+        &mut self,
+        contents: Contents,
+        pin: &SecretString,
+        mode: Mode,
+        handles: &mut HandleCounter,
+    ) -> Result<()> {
+        let bytes =
+            pkcs12::build(&contents, pin, pkcs12::write::DEFAULT_ITERATIONS).map_err(|e| {
+                tracing::warn!(error = %e, "building the key file failed");
+                Error::GeneralError
+            })?;
+        store::write_atomically(&self.path, &bytes, mode)?;
+        self.identity = FileIdentity::of(&self.path).ok_or(Error::WriteFailed)?;
+        self.data = bytes;
+        if self.logged_in {
+            self.unlock(contents, pin.clone(), handles)
+        } else {
+            let public = pkcs12::inspect(&self.data)?.public_certs;
+            let objects = public_objects(&[], &public, &self.label);
+            self.install(Visibility::Public, objects, handles);
+            Ok(())
+        }
+    }
+
+    /// Replaces the token objects of one visibility, keeping the handles of those that did not
+    /// change (a client's handles stay valid across a rewrite of the file).
+    fn install(&mut self, visibility: Visibility, new: Vec<Object>, handles: &mut HandleCounter) {
         let old: Vec<CK_OBJECT_HANDLE> = self
             .objects
             .iter()
-            .filter(|(_, o)| o.visibility == Visibility::Public)
+            .filter(|(_, o)| o.visibility == visibility)
             .map(|(h, _)| *h)
             .collect();
         let mut kept = Vec::new();

@@ -7,6 +7,7 @@
 //! The harness tests itself in `tests/harness.rs`. External tools come from
 //! `scripts/install-test-deps`.
 
+pub mod backend;
 pub mod daemon;
 pub mod fixtures;
 pub mod isolate;
@@ -14,5 +15,6 @@ pub mod openssl;
 pub mod p11kit;
 pub mod run;
 pub mod segel;
+pub mod shim;
 pub mod softhsm;
 pub mod spy;

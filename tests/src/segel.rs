@@ -91,3 +91,28 @@ pub fn segel_cmd(envs: &[(String, OsString)], home_dir: &Path) -> Result<Command
     cmd.envs(envs.iter().map(|(k, v)| (k, v)));
     Ok(cmd)
 }
+
+/// The JSON printed by a `segel --json` run that succeeded (exit 0).
+pub fn ok_json(out: &std::process::Output) -> Result<serde_json::Value> {
+    anyhow::ensure!(
+        out.status.success(),
+        "segel failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).context("segel printed no JSON")
+}
+
+/// The stable error code of a `segel --json` run that failed (`{"error": {"code", ...}}`).
+pub fn error_code(out: &std::process::Output) -> Result<String> {
+    anyhow::ensure!(!out.status.success(), "segel unexpectedly succeeded");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "error JSON expected, got {:?} / {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok(v["error"]["code"].as_str().unwrap_or_default().to_owned())
+}

@@ -1,7 +1,9 @@
-//! The token layer against real tokens: SoftHSM2, OpenSC's pkcs11-spy, a p11-kit server for
-//! a token yanked mid-use, and OpenSSL as the independent verifier.
+//! The token layer against real tokens — one suite, two backends: every backend-independent
+//! test runs against SoftHSM2 (`softhsm::…`) and against Segel's own PKCS#12-file module
+//! (`shim::…`), see segel_tests::backend. OpenSC's pkcs11-spy watches the calls, OpenSSL is the
+//! independent verifier; a p11-kit server yanks a SoftHSM token mid-use (SoftHSM only).
 //!
-//! CLI tests run the `segel` binary with a private SoftHSM config and a private HOME;
+//! CLI tests run the `segel` binary with a private token config and a private HOME;
 //! in-process tests re-run themselves in a child process with their own environment
 //! (segel_tests::isolate).
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
+use segel_tests::backend::{Backend, TestTokens};
 use segel_tests::fixtures::fixture;
 use segel_tests::isolate::{child_env, is_child, run_in_child};
 use segel_tests::openssl;
@@ -22,7 +25,7 @@ use segel_tests::spy::Spy;
 use serde_json::Value;
 
 const PIN: &str = "123456";
-const SO_PIN: &str = "87654321";
+use segel_tests::backend::SO_PIN;
 
 /// A SoftHSM installation with one token holding the given fixtures (ids 01, 02, …).
 fn token_with(label: &str, fixtures: &[&str]) -> Result<SoftHsm> {
@@ -65,14 +68,14 @@ fn error_code(out: &Output) -> Result<String> {
 }
 
 struct Env {
-    hsm: SoftHsm,
+    hsm: TestTokens,
     home: tempfile::TempDir,
     pin_file: PathBuf,
 }
 
 impl Env {
-    fn new(fixtures: &[&str]) -> Result<Self> {
-        let hsm = token_with("vendor", fixtures)?;
+    fn new(backend: Backend, fixtures: &[&str]) -> Result<Self> {
+        let hsm = backend.token("vendor", fixtures, PIN)?;
         let home = tempfile::tempdir()?;
         let pin_file = home.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n"))?;
@@ -102,9 +105,8 @@ impl Env {
     }
 }
 
-#[test]
-fn tokens_json_lists_the_token_with_the_contract_fields() -> Result<()> {
-    let env = Env::new(&["vendor-rsa2048"])?;
+fn tokens_json_lists_the_token_with_the_contract_fields(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["vendor-rsa2048"])?;
     let v = ok_json(&env.run(&["tokens"])?)?;
     let tokens = v.as_array().context("array")?;
     ensure!(
@@ -124,14 +126,16 @@ fn tokens_json_lists_the_token_with_the_contract_fields() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn certs_json_ties_each_certificate_to_its_key_and_usage() -> Result<()> {
-    let env = Env::new(&[
-        "vendor-rsa2048",
-        "pokja-rsa2048",
-        "vendor-p384",
-        "pokja-p256",
-    ])?;
+fn certs_json_ties_each_certificate_to_its_key_and_usage(backend: Backend) -> Result<()> {
+    let env = Env::new(
+        backend,
+        &[
+            "vendor-rsa2048",
+            "pokja-rsa2048",
+            "vendor-p384",
+            "pokja-p256",
+        ],
+    )?;
     let v = ok_json(&env.run(&["certs"])?)?;
     let certs = v.as_array().context("array")?;
     ensure!(certs.len() == 4, "{v}");
@@ -167,14 +171,16 @@ fn certs_json_ties_each_certificate_to_its_key_and_usage() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn every_sign_mechanism_verifies_with_openssl() -> Result<()> {
-    let env = Env::new(&[
-        "vendor-rsa2048",
-        "vendor-rsa3072",
-        "vendor-p256",
-        "vendor-p384",
-    ])?;
+fn every_sign_mechanism_verifies_with_openssl(backend: Backend) -> Result<()> {
+    let env = Env::new(
+        backend,
+        &[
+            "vendor-rsa2048",
+            "vendor-rsa3072",
+            "vendor-p256",
+            "vendor-p384",
+        ],
+    )?;
     let data = env.home.path().join("bid.pdf");
     std::fs::write(
         &data,
@@ -216,9 +222,8 @@ fn every_sign_mechanism_verifies_with_openssl() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn certificate_selected_by_label_with_colon_fingerprint_also_works() -> Result<()> {
-    let env = Env::new(&["vendor-p256"])?;
+fn certificate_selected_by_label_with_colon_fingerprint_also_works(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["vendor-p256"])?;
     let data = env.home.path().join("doc");
     std::fs::write(&data, b"dokumen")?;
     let f = fixture("vendor-p256")?;
@@ -240,9 +245,8 @@ fn certificate_selected_by_label_with_colon_fingerprint_also_works() -> Result<(
     Ok(())
 }
 
-#[test]
-fn oaep_sha256_decrypts_through_raw_rsa_with_software_unpadding() -> Result<()> {
-    let env = Env::new(&["pokja-rsa2048"])?;
+fn oaep_sha256_decrypts_through_raw_rsa_with_software_unpadding(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["pokja-rsa2048"])?;
     let spy = Spy::new(env.hsm.module_path())?;
     let f = fixture("pokja-rsa2048")?;
     let secret = b"kunci sesi AES-256: 0123456789abcdef0123456789abcdef";
@@ -312,9 +316,10 @@ fn oaep_sha256_decrypts_through_raw_rsa_with_software_unpadding() -> Result<()> 
     Ok(())
 }
 
-#[test]
-fn corrupted_ciphertext_fails_with_the_one_decryption_error_and_writes_nothing() -> Result<()> {
-    let env = Env::new(&["pokja-rsa2048"])?;
+fn corrupted_ciphertext_fails_with_the_one_decryption_error_and_writes_nothing(
+    backend: Backend,
+) -> Result<()> {
+    let env = Env::new(backend, &["pokja-rsa2048"])?;
     let f = fixture("pokja-rsa2048")?;
     let mut ct = openssl::encrypt_oaep_sha256(&f.cert_pem_path, b"rahasia")?;
     ct[17] ^= 0x40;
@@ -343,9 +348,8 @@ fn corrupted_ciphertext_fails_with_the_one_decryption_error_and_writes_nothing()
     Ok(())
 }
 
-#[test]
-fn wrong_pin_is_reported_and_never_tried_twice() -> Result<()> {
-    let env = Env::new(&["vendor-rsa2048"])?;
+fn wrong_pin_is_reported_and_never_tried_twice(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["vendor-rsa2048"])?;
     let spy = Spy::new(env.hsm.module_path())?;
     let bad = env.home.path().join("bad-pin");
     std::fs::write(&bad, "000000\n")?;
@@ -390,9 +394,8 @@ fn wrong_pin_is_reported_and_never_tried_twice() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn no_pin_source_off_a_terminal_is_pin_required() -> Result<()> {
-    let env = Env::new(&["vendor-rsa2048"])?;
+fn no_pin_source_off_a_terminal_is_pin_required(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["vendor-rsa2048"])?;
     let data = env.home.path().join("doc");
     std::fs::write(&data, b"x")?;
     let f = fixture("vendor-rsa2048")?;
@@ -441,9 +444,10 @@ fn no_pin_source_off_a_terminal_is_pin_required() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn missing_module_unknown_certificate_and_bad_selector_give_clear_errors() -> Result<()> {
-    let env = Env::new(&["vendor-rsa2048"])?;
+fn missing_module_unknown_certificate_and_bad_selector_give_clear_errors(
+    backend: Backend,
+) -> Result<()> {
+    let env = Env::new(backend, &["vendor-rsa2048"])?;
     let home = env.home.path();
     let out = segel(
         &env.hsm.envs(),
@@ -500,9 +504,8 @@ fn token_without_the_certificate_is_certificate_not_found_and_empty_module_lists
     Ok(())
 }
 
-#[test]
-fn expired_and_not_yet_valid_certificates_are_refused_for_signing() -> Result<()> {
-    let env = Env::new(&["vendor-expired", "vendor-notyet"])?;
+fn expired_and_not_yet_valid_certificates_are_refused_for_signing(backend: Backend) -> Result<()> {
+    let env = Env::new(backend, &["vendor-expired", "vendor-notyet"])?;
     let data = env.home.path().join("doc");
     std::fs::write(&data, b"x")?;
     let (d, s) = (
@@ -655,8 +658,9 @@ fn token_yanked_mid_use_gives_a_clear_error_and_the_next_call_works_without_rest
     )
 }
 
-#[test]
-fn one_login_serves_many_operations_and_a_refused_pin_is_not_retried() -> Result<()> {
+fn one_login_serves_many_operations_and_a_refused_pin_is_not_retried(
+    backend: Backend,
+) -> Result<()> {
     if is_child() {
         let fp = child_env("FP")?;
         let service = service_for(Spy::MODULE)?;
@@ -689,7 +693,7 @@ fn one_login_serves_many_operations_and_a_refused_pin_is_not_retried() -> Result
         );
         return Ok(());
     }
-    let hsm = token_with("vendor", &["vendor-p256"])?;
+    let hsm = backend.token("vendor", &["vendor-p256"], PIN)?;
     let spy = Spy::new(hsm.module_path())?;
     let mut envs = hsm.envs();
     envs.extend(spy.envs());
@@ -698,7 +702,10 @@ fn one_login_serves_many_operations_and_a_refused_pin_is_not_retried() -> Result
         fixture("vendor-p256")?.entry.fingerprint_sha256.into(),
     ));
     run_in_child(
-        "one_login_serves_many_operations_and_a_refused_pin_is_not_retried",
+        &child_path(
+            backend,
+            "one_login_serves_many_operations_and_a_refused_pin_is_not_retried",
+        ),
         &envs,
     )?;
     let logins = spy
@@ -715,8 +722,7 @@ fn one_login_serves_many_operations_and_a_refused_pin_is_not_retried() -> Result
     Ok(())
 }
 
-#[test]
-fn two_tokens_sign_concurrently_each_on_its_own_worker() -> Result<()> {
+fn two_tokens_sign_concurrently_each_on_its_own_worker(backend: Backend) -> Result<()> {
     if is_child() {
         let service = service_for(&child_env("MODULE")?)?;
         let pin: Arc<dyn segel_agent::pin::PinSource> =
@@ -747,13 +753,14 @@ fn two_tokens_sign_concurrently_each_on_its_own_worker() -> Result<()> {
         }
         return Ok(());
     }
-    let hsm = SoftHsm::new()?;
-    hsm.init_token("vendor-a", SO_PIN, PIN)?;
-    hsm.init_token("vendor-b", SO_PIN, PIN)?;
-    hsm.import_fixture("vendor-a", PIN, "vendor-rsa2048", "01", "a")?;
-    hsm.import_fixture("vendor-b", PIN, "vendor-p256", "01", "b")?;
-    let mut envs = hsm.envs();
-    envs.push(("MODULE".into(), hsm.module_path().into()));
+    let hsm = backend.tokens(
+        &[
+            ("vendor-a", &["vendor-rsa2048"]),
+            ("vendor-b", &["vendor-p256"]),
+        ],
+        PIN,
+    )?;
+    let mut envs = hsm.child_envs();
     envs.push((
         "FP1".into(),
         fixture("vendor-rsa2048")?.entry.fingerprint_sha256.into(),
@@ -762,5 +769,52 @@ fn two_tokens_sign_concurrently_each_on_its_own_worker() -> Result<()> {
         "FP2".into(),
         fixture("vendor-p256")?.entry.fingerprint_sha256.into(),
     ));
-    run_in_child("two_tokens_sign_concurrently_each_on_its_own_worker", &envs)
+    run_in_child(
+        &child_path(
+            backend,
+            "two_tokens_sign_concurrently_each_on_its_own_worker",
+        ),
+        &envs,
+    )
 }
+
+/// The libtest path of a generated per-backend test (see [`both_backends`]).
+fn child_path(backend: Backend, name: &str) -> String {
+    match backend {
+        Backend::SoftHsm => format!("softhsm::{name}"),
+        Backend::Shim => format!("shim::{name}"),
+    }
+}
+
+/// Runs each backend-independent test once per backend: `softhsm::NAME` and `shim::NAME`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod softhsm {
+            $(#[test]
+            fn $name() -> anyhow::Result<()> {
+                super::$name(segel_tests::backend::Backend::SoftHsm)
+            })*
+        }
+        mod shim {
+            $(#[test]
+            fn $name() -> anyhow::Result<()> {
+                super::$name(segel_tests::backend::Backend::Shim)
+            })*
+        }
+    };
+}
+
+both_backends!(
+    tokens_json_lists_the_token_with_the_contract_fields,
+    certs_json_ties_each_certificate_to_its_key_and_usage,
+    every_sign_mechanism_verifies_with_openssl,
+    certificate_selected_by_label_with_colon_fingerprint_also_works,
+    oaep_sha256_decrypts_through_raw_rsa_with_software_unpadding,
+    corrupted_ciphertext_fails_with_the_one_decryption_error_and_writes_nothing,
+    wrong_pin_is_reported_and_never_tried_twice,
+    no_pin_source_off_a_terminal_is_pin_required,
+    missing_module_unknown_certificate_and_bad_selector_give_clear_errors,
+    expired_and_not_yet_valid_certificates_are_refused_for_signing,
+    one_login_serves_many_operations_and_a_refused_pin_is_not_retried,
+    two_tokens_sign_concurrently_each_on_its_own_worker,
+);

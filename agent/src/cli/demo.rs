@@ -4,13 +4,12 @@
 //! encryption key, from the test PKI; passphrase `demo1234`) are written to a folder that
 //! stands in for a flash drive, and read through Segel's own PKCS#11 module
 //! (`libsegel_pkcs11.so`). The demo then runs the real commands, printing each one: list
-//! tokens and certificates, sign a bid document, check the signature, and unwrap a bid key
-//! sealed to the committee member.
+//! tokens and certificates, sign a document and verify the signature, seal two bid documents
+//! to the committee member, and open them with the member's key file into an opening report.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rsa::pkcs8::DecodePublicKey;
 use serde_json::Value;
 
 use super::Context;
@@ -21,11 +20,10 @@ use crate::protocol::ErrorCode;
 const VENDOR_P12: &[u8] = include_bytes!("../../demo/vendor.p12");
 const POKJA_P12: &[u8] = include_bytes!("../../demo/pokja.p12");
 const DEMO_PASSPHRASE: &str = "demo1234";
-/// Their certificates, to check the demo's results independently of the token layer.
-const DEMO_CERTS: [&str; 2] = [
-    include_str!("../../demo/vendor.crt.pem"),
-    include_str!("../../demo/pokja.crt.pem"),
-];
+/// The committee member's certificate, which vendors seal to (the portal publishes it).
+const POKJA_CERT: &str = include_str!("../../demo/pokja.crt.pem");
+/// The test PKI's root: the trust anchor for the vendor's certificate.
+const ROOT_CERT: &str = include_str!("../../demo/root-ca.crt.pem");
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -169,100 +167,103 @@ pub fn run(_ctx: &Context, args: &Args) -> Result<(), CliError> {
     let vendor_fp = certificate_with(&certs, "sign")?;
     let pokja_fp = certificate_with(&certs, "decrypt")?;
 
-    // 1. The vendor signs the bid document.
-    let bid = dir.join("penawaran.txt");
+    let path_str = |p: &Path| p.display().to_string();
+    let root = dir.join("root-ca.pem");
+    write(&root, ROOT_CERT.as_bytes())?;
+    let pokja_pem = dir.join("pokja.crt.pem");
+    write(&pokja_pem, POKJA_CERT.as_bytes())?;
+
+    // 1. The vendor signs a document (CMS, detached) and anyone can verify it.
+    let bids = dir.join("dokumen");
+    std::fs::create_dir_all(&bids).map_err(|e| internal("creating the bid folder", e))?;
+    let price = bids.join("surat_penawaran_harga.txt");
+    let technical = bids.join("dokumen_teknis.txt");
     write(
-        &bid,
+        &price,
         "Surat penawaran harga — paket pengadaan 2026/LPSE/001 — Rp 1.234.567.890\n".as_bytes(),
     )?;
-    let sig = dir.join("penawaran.sig");
-    let (bid_s, sig_s) = (bid.display().to_string(), sig.display().to_string());
-    demo.show(&[
-        "sign", "--cert", &vendor_fp, "--format", "raw", "--in", &bid_s, "--out", &sig_s,
-    ])?;
-    let vendor_cert = cert_der(&vendor_fp)?;
-    verify_pkcs1_sha256(
-        &vendor_cert,
-        &std::fs::read(&bid).map_err(|e| internal("reading the bid", e))?,
-        &std::fs::read(&sig).map_err(|e| internal("reading the signature", e))?,
+    write(
+        &technical,
+        "Spesifikasi teknis: 12 unit pompa air, garansi 24 bulan, pengiriman 30 hari.\n".as_bytes(),
     )?;
-    println!("✓ the signature verifies with the vendor's certificate");
-
-    // 2. A bid key sealed to the committee member is opened with their key file.
-    let pokja_cert = cert_der(&pokja_fp)?;
-    let mut bid_key = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bid_key);
-    let sealed = seal_to(&pokja_cert, &bid_key)?;
-    let sealed_path = dir.join("kunci-penawaran.bin");
-    let opened_path = dir.join("kunci-penawaran.dibuka");
-    write(&sealed_path, &sealed)?;
-    let (sp, op) = (
-        sealed_path.display().to_string(),
-        opened_path.display().to_string(),
-    );
+    let sig = dir.join("surat_penawaran_harga.txt.p7s");
     demo.show(&[
-        "decrypt",
+        "sign",
+        "--cert",
+        &vendor_fp,
+        "--format",
+        "cms",
+        "--detached",
+        "--in",
+        &path_str(&price),
+        "--out",
+        &path_str(&sig),
+    ])?;
+    demo.show(&[
+        "verify",
+        "--in",
+        &path_str(&sig),
+        "--content",
+        &path_str(&price),
+        "--ca",
+        &path_str(&root),
+    ])?;
+
+    // 2. The vendor seals the bid documents to the committee member.
+    let sealed = dir.join("penawaran_tersegel");
+    std::fs::create_dir_all(&sealed).map_err(|e| internal("creating the sealed folder", e))?;
+    demo.show(&[
+        "seal",
+        "--cert",
+        &vendor_fp,
+        "--to",
+        &path_str(&pokja_pem),
+        "--out-dir",
+        &path_str(&sealed),
+        &path_str(&price),
+        &path_str(&technical),
+    ])?;
+
+    // 3. At opening time the member opens every bid with one PIN entry.
+    let opened = dir.join("penawaran_dibuka");
+    std::fs::create_dir_all(&opened).map_err(|e| internal("creating the opening folder", e))?;
+    let report = dir.join("berita_acara_pembukaan.html");
+    let sealed_files = [
+        sealed.join("surat_penawaran_harga.txt.p7m"),
+        sealed.join("dokumen_teknis.txt.p7m"),
+    ];
+    demo.show(&[
+        "open",
         "--cert",
         &pokja_fp,
-        "--padding",
-        "oaep-sha256",
-        "--in",
-        &sp,
-        "--out",
-        &op,
+        "--out-dir",
+        &path_str(&opened),
+        "--ca",
+        &path_str(&root),
+        "--report",
+        &path_str(&report),
+        &path_str(&sealed_files[0]),
+        &path_str(&sealed_files[1]),
     ])?;
-    let opened = std::fs::read(&opened_path).map_err(|e| internal("reading the opened key", e))?;
-    if opened != bid_key {
-        return Err(CliError::new(
-            ErrorCode::Internal,
-            "the opened bid key differs from the sealed one",
-        ));
+    for original in [&price, &technical] {
+        let name = original.file_name().unwrap_or_default();
+        let back =
+            std::fs::read(opened.join(name)).map_err(|e| internal("reading an opened bid", e))?;
+        let sent = std::fs::read(original).map_err(|e| internal("reading a bid", e))?;
+        if back != sent {
+            return Err(CliError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the opened {} differs from what was sealed",
+                    name.to_string_lossy()
+                ),
+            ));
+        }
     }
     println!(
-        "✓ the committee member recovered the 32-byte bid key sealed to them (RSA-OAEP-SHA256)"
+        "✓ both bids opened byte for byte, signatures valid; report: {}",
+        report.display()
     );
     println!("\nDemo complete. Files are in {}", dir.display());
     Ok(())
-}
-
-/// The embedded demo certificate with this fingerprint.
-fn cert_der(fingerprint: &str) -> Result<Vec<u8>, CliError> {
-    DEMO_CERTS
-        .iter()
-        .filter_map(|pem| crate::certinfo::CertInfo::from_pem(pem).ok())
-        .find(|c| c.fingerprint_sha256 == fingerprint)
-        .map(|c| c.der)
-        .ok_or_else(|| {
-            internal(
-                "demo key files",
-                "the listed certificate is not one of the demo's",
-            )
-        })
-}
-
-fn public_key(cert_der: &[u8]) -> Result<rsa::RsaPublicKey, CliError> {
-    use der::{Decode, Encode};
-    let cert =
-        x509_cert::Certificate::from_der(cert_der).map_err(|e| internal("demo certificate", e))?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| internal("demo certificate", e))?;
-    rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|e| internal("demo certificate key", e))
-}
-
-fn verify_pkcs1_sha256(cert_der: &[u8], data: &[u8], signature: &[u8]) -> Result<(), CliError> {
-    use rsa::signature::Verifier;
-    let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public_key(cert_der)?);
-    let sig =
-        rsa::pkcs1v15::Signature::try_from(signature).map_err(|e| internal("signature", e))?;
-    key.verify(data, &sig)
-        .map_err(|e| internal("signature check", e))
-}
-
-fn seal_to(cert_der: &[u8], key: &[u8]) -> Result<Vec<u8>, CliError> {
-    public_key(cert_der)?
-        .encrypt(&mut rand_core::OsRng, rsa::Oaep::new::<sha2::Sha256>(), key)
-        .map_err(|e| internal("sealing the demo key", e))
 }

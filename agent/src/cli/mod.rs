@@ -3,16 +3,23 @@
 //! Every listing has `--json`. Errors print a clear message (or, with `--json`, a JSON
 //! object `{"error": {"code", "message"}}`) and exit non-zero.
 
+mod bidkeys;
 mod certs;
 mod consent;
 mod decrypt;
 pub mod demo;
 mod endpoint;
+mod enroll;
+mod import_cert;
 mod native_host;
+mod open;
 mod output;
+mod pin_cmd;
+mod seal;
 mod serve;
 mod sign;
 mod tokens;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,10 +72,25 @@ pub enum Command {
     Tokens(tokens::Args),
     /// List certificates on the tokens, with what their keys can do.
     Certs(certs::Args),
-    /// Sign a file with a token key.
+    /// Sign a file with a token key (raw signature or CMS).
     Sign(sign::Args),
+    /// Verify a CMS signature: signer, signing time, chain, validity, key usage.
+    Verify(verify::Args),
+    /// Sign bid files and encrypt them to the procurement committee (`.p7m`).
+    Seal(seal::Args),
+    /// Open sealed bids with one PIN entry and write the opening report.
+    Open(open::Args),
     /// Decrypt one RSA-encrypted block (key transport) with a token key.
     Decrypt(decrypt::Args),
+    /// Make a key pair on a token and a certificate request (PKCS#10) for the CA.
+    Enroll(enroll::Args),
+    /// Import the certificate issued for a key (and its chain) onto the token.
+    ImportCert(import_cert::Args),
+    /// Delete a key pair that has no certificate.
+    DeleteKey(import_cert::DeleteArgs),
+    /// PIN status, change and unblock.
+    #[command(subcommand)]
+    Pin(pin_cmd::PinCommand),
     /// Run Segel's main job on demo key files, with no hardware.
     Demo(demo::Args),
     /// Run the localhost daemon for the browser extension (HTTPS on 127.0.0.1).
@@ -136,18 +158,25 @@ pub fn run(cli: Cli) -> i32 {
         config,
     };
     let result = match &cli.command {
-        Command::Tokens(args) => tokens::run(&ctx, args),
-        Command::Certs(args) => certs::run(&ctx, args),
-        Command::Sign(args) => sign::run(&ctx, args),
-        Command::Decrypt(args) => decrypt::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx, args),
-        Command::Serve(args) => serve::run(&ctx, args),
-        Command::Endpoint(args) => endpoint::run(&ctx, args),
-        Command::Consent(args) => consent::run(&ctx, args),
-        Command::NativeHost(args) => native_host::run(&ctx, args),
+        Command::Tokens(args) => tokens::run(&ctx, args).map(|()| 0),
+        Command::Certs(args) => certs::run(&ctx, args).map(|()| 0),
+        Command::Sign(args) => sign::run(&ctx, args).map(|()| 0),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Seal(args) => seal::run(&ctx, args),
+        Command::Open(args) => open::run(&ctx, args),
+        Command::Decrypt(args) => decrypt::run(&ctx, args).map(|()| 0),
+        Command::Enroll(args) => enroll::run(&ctx, args).map(|()| 0),
+        Command::ImportCert(args) => import_cert::run(&ctx, args).map(|()| 0),
+        Command::DeleteKey(args) => import_cert::delete(&ctx, args).map(|()| 0),
+        Command::Pin(cmd) => pin_cmd::run(&ctx, cmd).map(|()| 0),
+        Command::Demo(args) => demo::run(&ctx, args).map(|()| 0),
+        Command::Serve(args) => serve::run(&ctx, args).map(|()| 0),
+        Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
+        Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
+        Command::NativeHost(args) => native_host::run(&ctx, args).map(|()| 0),
     };
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => output::report_error(&e, json),
     }
 }

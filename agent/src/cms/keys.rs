@@ -10,38 +10,9 @@
 
 use zeroize::Zeroizing;
 
-/// Digest used for a CMS signature (RFC 5754).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum DigestAlgorithm {
-    /// SHA-256 (the default).
-    #[default]
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512.
-    Sha512,
-}
-
-impl DigestAlgorithm {
-    /// Length of the digest in bytes.
-    pub fn output_len(self) -> usize {
-        match self {
-            DigestAlgorithm::Sha256 => 32,
-            DigestAlgorithm::Sha384 => 48,
-            DigestAlgorithm::Sha512 => 64,
-        }
-    }
-
-    /// Compute the digest of `data` in one call.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        match self {
-            DigestAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            DigestAlgorithm::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            DigestAlgorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
-    }
-}
+/// Digest used for a CMS signature (RFC 5754): the token layer's hash algorithm, so a digest
+/// computed here is signed there without conversion.
+pub use crate::token::HashAlg as DigestAlgorithm;
 
 /// RSA key-transport padding (RFC 8017; RFC 4055 for OAEP in CMS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,14 +7,12 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
 use der::Decode;
 
 use super::ber::{BerReader, Tag};
-use super::chain::ChainReport;
 use super::cipher::{DecryptingReader, Decryptor};
 use super::error::{CmsError, Result};
 use super::keys::DecryptionKey;
@@ -22,31 +20,6 @@ use super::oids;
 use super::recipient;
 use super::sign::IO_CHUNK;
 use super::verify::{self, VerifyOptions, VerifyReport, read_oid};
-
-/// One line of the opening report (berita acara).
-#[derive(Debug, Clone, Serialize)]
-pub struct OpeningReport {
-    /// The sealed file.
-    pub file: String,
-    /// Where the plaintext was written (only when opened).
-    pub output: Option<String>,
-    /// Vendor: the signer certificate's subject.
-    pub vendor: Option<String>,
-    /// The inner signature (and message digest) verify.
-    pub signature_valid: bool,
-    /// Signer certificate path, validity at signing time, key usage.
-    pub chain: Option<ChainReport>,
-    /// Claimed signing time (RFC 3339).
-    pub signing_time: Option<String>,
-    /// SHA-256 of the plaintext (hex).
-    pub plaintext_sha256: Option<String>,
-    /// Plaintext size in octets.
-    pub size: Option<u64>,
-    /// Why opening failed (nothing was written), or problems with the signer.
-    pub error: Option<String>,
-    /// Stable error code when opening failed.
-    pub error_code: Option<&'static str>,
-}
 
 /// Where the content key comes from.
 pub(crate) enum CekSource<'a> {
@@ -235,7 +208,8 @@ pub(crate) fn open_stream<R: Read>(
     Ok(report)
 }
 
-fn output_name(input: &Path) -> Result<String> {
+/// The plaintext's name for a sealed file: the name without `.p7m` (else `NAME.opened`).
+pub fn output_name(input: &Path) -> Result<String> {
     let name = input
         .file_name()
         .and_then(|n| n.to_str())
@@ -258,10 +232,31 @@ pub fn open_file(
     out_dir: &Path,
     opts: &VerifyOptions,
 ) -> Result<(VerifyReport, PathBuf)> {
+    open_reader(key, File::open(input)?, input, out_dir, opts)
+}
+
+/// [`open_file`] reading the sealed bytes from `reader` (e.g. one that counts progress);
+/// `input` names the bid for the output name. An existing plaintext is never replaced.
+pub fn open_reader<R: Read>(
+    key: &dyn DecryptionKey,
+    reader: R,
+    input: &Path,
+    out_dir: &Path,
+    opts: &VerifyOptions,
+) -> Result<(VerifyReport, PathBuf)> {
     let dest = out_dir.join(output_name(input)?);
+    if dest.exists() {
+        return Err(CmsError::Io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists; it is not replaced", dest.display()),
+        )));
+    }
     let tmp = super::fsx::temp_beside(&dest)?;
-    let mut r = BerReader::new(BufReader::with_capacity(IO_CHUNK, File::open(input)?));
-    let mut w = BufWriter::with_capacity(IO_CHUNK, tmp.as_file());
+    let mut r = BerReader::new(BufReader::with_capacity(IO_CHUNK, reader));
+    let mut w = BufWriter::with_capacity(
+        IO_CHUNK,
+        super::fsx::WritebackWriter::new(tmp.as_file(), tmp.as_file()),
+    );
     let report = open_stream(&mut r, CekSource::Key(key), &mut w, opts)?;
     w.flush()?;
     drop(w);
@@ -274,48 +269,6 @@ pub fn open_file(
             .join("; ");
         return Err(CmsError::BadSignature(why));
     }
-    super::fsx::persist(tmp, &dest)?;
+    super::fsx::persist_new(tmp, &dest)?;
     Ok((report, dest))
-}
-
-/// Open one bid and describe the outcome as a report line (never fails).
-pub fn open_for_report(
-    key: &dyn DecryptionKey,
-    input: &Path,
-    out_dir: &Path,
-    opts: &VerifyOptions,
-) -> OpeningReport {
-    let mut line = OpeningReport {
-        file: input.display().to_string(),
-        output: None,
-        vendor: None,
-        signature_valid: false,
-        chain: None,
-        signing_time: None,
-        plaintext_sha256: None,
-        size: None,
-        error: None,
-        error_code: None,
-    };
-    match open_file(key, input, out_dir, opts) {
-        Ok((rep, out)) => {
-            line.output = Some(out.display().to_string());
-            line.signature_valid = rep.signatures_valid();
-            line.plaintext_sha256 = Some(rep.content_sha256.clone());
-            line.size = Some(rep.content_len);
-            if let Some(s) = rep.signers.first() {
-                line.vendor = s.subject.clone();
-                line.signing_time = s.signing_time.clone();
-                line.chain = s.chain.clone();
-                if !s.errors.is_empty() {
-                    line.error = Some(s.errors.join("; "));
-                }
-            }
-        }
-        Err(e) => {
-            line.error_code = Some(e.code());
-            line.error = Some(e.to_string());
-        }
-    }
-    line
 }

@@ -1,10 +1,15 @@
 //! Sealing a bid: sign, then encrypt to the committee (DESIGN.md "Sealed bids").
 //!
-//! Two passes over the input (hash; then SignedData → AES → file), in constant memory. The
-//! SignedData is never stored: its DER size is known up front (`sign::prepare`), so the outer
-//! AuthEnvelopedData/EnvelopedData is written with definite lengths directly. The output is
-//! then re-read and checked (structure, decryption under the content key still in memory, inner
-//! signature, content digest) before it is renamed into place; the key is zeroized on drop.
+//! The SignedData is never stored: its DER size is known up front, so the outer
+//! AuthEnvelopedData/EnvelopedData is written with definite lengths directly, in constant memory.
+//! With an RSA signer the signature's length is the modulus length, so one pass over the input
+//! suffices (hash and encrypt together, sign at the end); an ECDSA signature's length varies, so
+//! the input is hashed first and signed before the encrypting pass.
+//!
+//! Every byte written to the output also goes to a checker thread that parses it, decrypts it
+//! under the content key still in memory, and verifies the inner signature and content digest
+//! (the self-check) while sealing runs on the other core. The file is renamed into place only
+//! when the check passed; the key is zeroized on drop.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -62,12 +67,22 @@ pub fn seal_file(
     }
     let mut sign_opts = opts.sign.clone();
     sign_opts.detached = false;
-    let (digest, len) = sign::hash_stream(
-        sign_opts.digest,
-        BufReader::with_capacity(IO_CHUNK, File::open(input)?),
-    )?;
-    let parts = sign::prepare(signer, &digest, len, &sign_opts)?;
-    let inner_len = parts.total_len();
+    let signer = sign::Signer::new(signer, &sign_opts)?;
+    // RSA: one pass, signed at the end. ECDSA: hash and sign first (the length must be known).
+    let (presigned, len, suffix_len) = match signer.suffix_len_before_signing()? {
+        Some(n) => (None, std::fs::metadata(input)?.len(), n),
+        None => {
+            let (digest, len) = sign::hash_stream(
+                sign_opts.digest,
+                BufReader::with_capacity(IO_CHUNK, File::open(input)?),
+            )?;
+            let suffix = signer.sign(&digest)?;
+            let n = suffix.len();
+            (Some((digest, suffix)), len, n)
+        }
+    };
+    let prefix = signer.prefix(len, suffix_len);
+    let inner_len = prefix.len() as u64 + len + suffix_len as u64;
 
     let cek = random_bytes(32);
     let mut infos = recipients
@@ -134,27 +149,79 @@ pub fn seal_file(
     .concat();
 
     let tmp = super::fsx::temp_beside(output)?;
-    {
-        let mut w = BufWriter::with_capacity(IO_CHUNK, tmp.as_file());
-        w.write_all(&head)?;
-        let mut enc = match opts.cipher {
-            ContentCipher::Aes256Gcm => EncryptingWriter::gcm(&mut w, &cek, &iv)?,
-            ContentCipher::Aes256Cbc => EncryptingWriter::cbc(&mut w, &cek, &iv)?,
-        };
-        enc.write_all(&parts.prefix)?;
-        sign::copy_exact(
-            File::open(input)?,
-            &mut enc,
-            len,
-            None, // the self-check below re-hashes what was actually written
-        )?;
-        enc.write_all(&parts.suffix)?;
-        let (w, tag) = enc.finish()?;
-        if let Some(t) = tag {
-            w.write_all(&derw::tlv(OCTET_STRING, &t))?;
+    let (written, checked) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let cek_ref: &[u8] = &cek;
+        let checker = scope.spawn(move || {
+            let mut r = BerReader::new(BufReader::with_capacity(
+                IO_CHUNK,
+                ChannelReader {
+                    rx,
+                    chunk: Vec::new(),
+                    pos: 0,
+                },
+            ));
+            open_stream(
+                &mut r,
+                CekSource::Known(cek_ref),
+                &mut std::io::sink(),
+                &VerifyOptions::default(),
+            )
+        });
+        let written = (|| -> Result<Vec<u8>> {
+            let tee = Tee {
+                file: super::fsx::WritebackWriter::new(tmp.as_file(), tmp.as_file()),
+                tx,
+            };
+            let mut w = BufWriter::with_capacity(IO_CHUNK, tee);
+            w.write_all(&head)?;
+            let mut enc = match opts.cipher {
+                ContentCipher::Aes256Gcm => EncryptingWriter::gcm(&mut w, &cek, &iv)?,
+                ContentCipher::Aes256Cbc => EncryptingWriter::cbc(&mut w, &cek, &iv)?,
+            };
+            enc.write_all(&prefix)?;
+            let mut hasher = sign::ContentHasher::new(sign_opts.digest);
+            sign::copy_exact(File::open(input)?, &mut enc, len, Some(&mut hasher))?;
+            let digest = hasher.finish();
+            let suffix = match &presigned {
+                Some((signed_digest, suffix)) if *signed_digest == digest => suffix.clone(),
+                Some(_) => {
+                    return Err(CmsError::Invalid(
+                        "input file changed while being sealed".into(),
+                    ));
+                }
+                None => signer.sign(&digest)?,
+            };
+            if suffix.len() != suffix_len {
+                return Err(CmsError::SelfCheck(format!(
+                    "signature block of {} octets where {suffix_len} were laid out",
+                    suffix.len()
+                )));
+            }
+            enc.write_all(&suffix)?;
+            let (w, tag) = enc.finish()?;
+            if let Some(t) = tag {
+                w.write_all(&derw::tlv(OCTET_STRING, &t))?;
+            }
+            w.flush()?;
+            Ok(digest)
+        })();
+        // The writer (and with it the channel's sender) is gone: the checker sees the end.
+        let checked = checker
+            .join()
+            .unwrap_or_else(|_| Err(CmsError::SelfCheck("the checker thread panicked".into())));
+        (written, checked)
+    });
+    drop(cek);
+    let digest = match (written, &checked) {
+        (Ok(d), _) => d,
+        // The checker stopped reading: its error explains the broken channel.
+        (Err(CmsError::Io(e)), Err(c)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Err(CmsError::SelfCheck(c.to_string()));
         }
-        w.flush()?;
-    }
+        (Err(e), _) => return Err(e),
+    };
+    let check = checked.map_err(|e| CmsError::SelfCheck(e.to_string()))?;
     let sealed_size = tmp.as_file().metadata()?.len();
     let expected = derw::tlv_size(total_len);
     if sealed_size != expected {
@@ -162,17 +229,6 @@ pub fn seal_file(
             "sealed size {sealed_size} differs from the computed {expected}"
         )));
     }
-
-    // Self-check: parse, decrypt with the content key, verify the inner signature and digest.
-    let mut r = BerReader::new(BufReader::with_capacity(IO_CHUNK, File::open(tmp.path())?));
-    let check = open_stream(
-        &mut r,
-        CekSource::Known(&cek),
-        &mut std::io::sink(),
-        &VerifyOptions::default(),
-    )
-    .map_err(|e| CmsError::SelfCheck(e.to_string()))?;
-    drop(cek);
     let content_sha256 = check.content_sha256.clone();
     let same_digest = match sign_opts.digest {
         DigestAlgorithm::Sha256 => hex::encode(&digest) == content_sha256,
@@ -192,4 +248,52 @@ pub fn seal_file(
         content_sha256,
         recipients: recipients.iter().map(|r| r.subject()).collect(),
     })
+}
+
+/// The output file, with a copy of every write for the checker thread.
+struct Tee<'f> {
+    file: super::fsx::WritebackWriter<&'f File>,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_all(buf)?;
+        self.tx.send(buf.to_vec()).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the self-check stopped reading",
+            )
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The checker's side: the written bytes, in order, until the writer is dropped.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(next) => {
+                    self.chunk = next;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }

@@ -11,7 +11,7 @@ use der::Encode;
 use sha2::Digest;
 use x509_cert::Certificate;
 
-use super::cert::{self, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION};
+use super::cert::{self, KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, PublicKey};
 use super::derw::{self, CTX0_CONS, OCTET_STRING, SEQUENCE, SET};
 use super::error::{CmsError, Result};
 use super::keys::{DigestAlgorithm, SigningKey};
@@ -71,24 +71,6 @@ fn digest_oid(d: DigestAlgorithm) -> const_oid::ObjectIdentifier {
         DigestAlgorithm::Sha256 => oids::SHA256,
         DigestAlgorithm::Sha384 => oids::SHA384,
         DigestAlgorithm::Sha512 => oids::SHA512,
-    }
-}
-
-/// A SignedData whose only unknown is the content: `prefix ‖ content ‖ suffix` is the complete
-/// DER ContentInfo.
-#[derive(Debug, Clone)]
-pub(crate) struct SignedDataParts {
-    pub(crate) prefix: Vec<u8>,
-    pub(crate) suffix: Vec<u8>,
-    pub(crate) content_len: u64,
-    pub(crate) detached: bool,
-}
-
-impl SignedDataParts {
-    /// Total encoded length.
-    pub(crate) fn total_len(&self) -> u64 {
-        let c = if self.detached { 0 } else { self.content_len };
-        self.prefix.len() as u64 + c + self.suffix.len() as u64
     }
 }
 
@@ -191,103 +173,159 @@ pub(crate) fn signed_attributes(
     Ok(derw::tlv(SET, &attrs.concat()))
 }
 
-/// Build everything but the content, signing with the token key (one key operation).
-pub(crate) fn prepare(
-    key: &dyn SigningKey,
-    digest: &[u8],
-    content_len: u64,
-    opts: &SignOptions,
-) -> Result<SignedDataParts> {
-    let at = opts.signing_time.unwrap_or_else(SystemTime::now);
-    let signer_der = key.certificate_der().to_vec();
-    let signer = cert::parse(&signer_der)?;
-    check_signer(&signer, at)?;
-    let spki_alg = signer.tbs_certificate.subject_public_key_info.algorithm.oid;
-    let sig_alg = if spki_alg == oids::RSA_ENCRYPTION {
-        derw::alg_id_null(&oids::RSA_ENCRYPTION)
-    } else if spki_alg == oids::EC_PUBLIC_KEY {
-        derw::alg_id(&match opts.digest {
-            DigestAlgorithm::Sha256 => oids::ECDSA_SHA256,
-            DigestAlgorithm::Sha384 => oids::ECDSA_SHA384,
-            DigestAlgorithm::Sha512 => oids::ECDSA_SHA512,
-        })
-    } else {
-        return Err(CmsError::SignerUnusable(format!(
-            "unsupported signer key algorithm {spki_alg}"
-        )));
-    };
+/// A signer ready to produce a SignedData around content of known length: everything but the
+/// signed attributes and the signature is fixed at construction.
+pub(crate) struct Signer<'k> {
+    key: &'k dyn SigningKey,
+    opts: SignOptions,
+    at: SystemTime,
+    signer: Certificate,
+    signer_der: Vec<u8>,
+    sig_alg: Vec<u8>,
+    digest_alg: Vec<u8>,
+    /// `[0] IMPLICIT CertificateSet` (signer and chain).
+    certs: Vec<u8>,
+    /// RSA: the signature is exactly the modulus length; ECDSA signatures vary in length.
+    fixed_signature_len: Option<usize>,
+}
 
-    let attrs = signed_attributes(&signer, &signer_der, digest, at)?;
-    let attrs_digest = opts.digest.digest(&attrs);
-    let signature = key.sign_digest(opts.digest, &attrs_digest)?;
-
-    let digest_alg = derw::alg_id(&digest_oid(opts.digest));
-    let mut signed_attrs_implicit = attrs;
-    signed_attrs_implicit[0] = CTX0_CONS;
-    let signer_info = derw::tlv_parts(
-        SEQUENCE,
-        &[
-            &derw::small_int(1),
-            &cert::issuer_and_serial(&signer)?,
-            &digest_alg,
-            &signed_attrs_implicit,
-            &sig_alg,
-            &derw::tlv(OCTET_STRING, &signature),
-        ],
-    );
-    let mut certs = vec![signer_der];
-    for c in key.chain_der() {
-        if !certs.contains(&c) {
-            certs.push(c);
+impl<'k> Signer<'k> {
+    pub(crate) fn new(key: &'k dyn SigningKey, opts: &SignOptions) -> Result<Self> {
+        let at = opts.signing_time.unwrap_or_else(SystemTime::now);
+        let signer_der = key.certificate_der().to_vec();
+        let signer = cert::parse(&signer_der)?;
+        check_signer(&signer, at)?;
+        let spki = &signer.tbs_certificate.subject_public_key_info;
+        let (sig_alg, fixed_signature_len) = if spki.algorithm.oid == oids::RSA_ENCRYPTION {
+            let PublicKey::Rsa(k) = PublicKey::from_cert(&signer)? else {
+                return Err(CmsError::SignerUnusable("RSA key expected".into()));
+            };
+            (
+                derw::alg_id_null(&oids::RSA_ENCRYPTION),
+                Some(rsa::traits::PublicKeyParts::size(&k)),
+            )
+        } else if spki.algorithm.oid == oids::EC_PUBLIC_KEY {
+            let alg = derw::alg_id(&match opts.digest {
+                DigestAlgorithm::Sha256 => oids::ECDSA_SHA256,
+                DigestAlgorithm::Sha384 => oids::ECDSA_SHA384,
+                DigestAlgorithm::Sha512 => oids::ECDSA_SHA512,
+            });
+            (alg, None)
+        } else {
+            return Err(CmsError::SignerUnusable(format!(
+                "unsupported signer key algorithm {}",
+                spki.algorithm.oid
+            )));
+        };
+        let mut certs = vec![signer_der.clone()];
+        for c in key.chain_der() {
+            if !certs.contains(&c) {
+                certs.push(c);
+            }
         }
+        derw::sort_set(&mut certs);
+        Ok(Signer {
+            key,
+            opts: opts.clone(),
+            at,
+            signer,
+            signer_der,
+            sig_alg,
+            digest_alg: derw::alg_id(&digest_oid(opts.digest)),
+            certs: derw::tlv(CTX0_CONS, &certs.concat()),
+            fixed_signature_len,
+        })
     }
-    derw::sort_set(&mut certs);
-    let mut suffix = derw::tlv(CTX0_CONS, &certs.concat());
-    suffix.extend_from_slice(&derw::tlv(SET, &signer_info));
 
-    let version = derw::small_int(1);
-    let digest_algs = derw::tlv(SET, &digest_alg);
-    let data_oid = derw::oid(&oids::ID_DATA);
-    // encapContentInfo (header and eContent wrappers only; the content follows).
-    let encap_head = if opts.detached {
-        derw::tlv(SEQUENCE, &data_oid)
-    } else {
-        let octets_head = derw::header(OCTET_STRING, content_len);
-        let explicit_len = octets_head.len() as u64 + content_len;
-        let explicit_head = derw::header(CTX0_CONS, explicit_len);
-        let encap_len = data_oid.len() as u64 + explicit_head.len() as u64 + explicit_len;
+    /// The suffix's length before signing, when the signature length is fixed (RSA).
+    pub(crate) fn suffix_len_before_signing(&self) -> Result<Option<usize>> {
+        let Some(n) = self.fixed_signature_len else {
+            return Ok(None);
+        };
+        let dummy_digest = vec![0u8; self.opts.digest.output_len()];
+        Ok(Some(self.suffix_with(&dummy_digest, &vec![0u8; n])?.len()))
+    }
+
+    fn suffix_with(&self, digest: &[u8], signature: &[u8]) -> Result<Vec<u8>> {
+        let mut attrs = signed_attributes(&self.signer, &self.signer_der, digest, self.at)?;
+        attrs[0] = CTX0_CONS;
+        let signer_info = derw::tlv_parts(
+            SEQUENCE,
+            &[
+                &derw::small_int(1),
+                &cert::issuer_and_serial(&self.signer)?,
+                &self.digest_alg,
+                &attrs,
+                &self.sig_alg,
+                &derw::tlv(OCTET_STRING, signature),
+            ],
+        );
+        let mut suffix = self.certs.clone();
+        suffix.extend_from_slice(&derw::tlv(SET, &signer_info));
+        Ok(suffix)
+    }
+
+    /// Sign the content digest (one key operation): the suffix (certificates and SignerInfo).
+    pub(crate) fn sign(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        let attrs = signed_attributes(&self.signer, &self.signer_der, digest, self.at)?;
+        let attrs_digest = self.opts.digest.digest(&attrs);
+        let mut signature = self.key.sign_digest(self.opts.digest, &attrs_digest)?;
+        if let Some(n) = self.fixed_signature_len {
+            // An RSA signature is an octet string of exactly the modulus length (RFC 8017 §8.2.1).
+            if signature.len() > n {
+                return Err(CmsError::SignerUnusable(format!(
+                    "the key returned a {}-octet signature for a {n}-octet modulus",
+                    signature.len()
+                )));
+            }
+            let mut padded = vec![0u8; n - signature.len()];
+            padded.append(&mut signature);
+            signature = padded;
+        }
+        self.suffix_with(digest, &signature)
+    }
+
+    /// Everything before the content, for a suffix of `suffix_len` octets.
+    pub(crate) fn prefix(&self, content_len: u64, suffix_len: usize) -> Vec<u8> {
+        let version = derw::small_int(1);
+        let digest_algs = derw::tlv(SET, &self.digest_alg);
+        let data_oid = derw::oid(&oids::ID_DATA);
+        let detached = self.opts.detached;
+        // encapContentInfo (header and eContent wrappers only; the content follows).
+        let encap_head = if detached {
+            derw::tlv(SEQUENCE, &data_oid)
+        } else {
+            let octets_head = derw::header(OCTET_STRING, content_len);
+            let explicit_len = octets_head.len() as u64 + content_len;
+            let explicit_head = derw::header(CTX0_CONS, explicit_len);
+            let encap_len = data_oid.len() as u64 + explicit_head.len() as u64 + explicit_len;
+            [
+                derw::header(SEQUENCE, encap_len),
+                data_oid,
+                explicit_head,
+                octets_head,
+            ]
+            .concat()
+        };
+        let content_part = if detached { 0 } else { content_len };
+        let sd_len = (version.len() + digest_algs.len() + encap_head.len() + suffix_len) as u64
+            + content_part;
+        let sd_head = derw::header(SEQUENCE, sd_len);
+        let explicit_len = sd_head.len() as u64 + sd_len;
+        let ci_oid = derw::oid(&oids::ID_SIGNED_DATA);
+        let ci_explicit = derw::header(CTX0_CONS, explicit_len);
+        let ci_len = ci_oid.len() as u64 + ci_explicit.len() as u64 + explicit_len;
         [
-            derw::header(SEQUENCE, encap_len),
-            data_oid,
-            explicit_head,
-            octets_head,
+            derw::header(SEQUENCE, ci_len),
+            ci_oid,
+            ci_explicit,
+            sd_head,
+            version,
+            digest_algs,
+            encap_head,
         ]
         .concat()
-    };
-    let content_part = if opts.detached { 0 } else { content_len };
-    let sd_len =
-        (version.len() + digest_algs.len() + encap_head.len() + suffix.len()) as u64 + content_part;
-    let sd_head = derw::header(SEQUENCE, sd_len);
-    let explicit_len = sd_head.len() as u64 + sd_len;
-    let ci_oid = derw::oid(&oids::ID_SIGNED_DATA);
-    let ci_explicit = derw::header(CTX0_CONS, explicit_len);
-    let ci_len = ci_oid.len() as u64 + ci_explicit.len() as u64 + explicit_len;
-    let prefix = [
-        derw::header(SEQUENCE, ci_len),
-        ci_oid,
-        ci_explicit,
-        sd_head,
-        version,
-        digest_algs,
-        encap_head,
-    ]
-    .concat();
-    Ok(SignedDataParts {
-        prefix,
-        suffix,
-        content_len,
-        detached: opts.detached,
-    })
+    }
 }
 
 /// Copy exactly `len` octets from `src` to `dst`, optionally hashing them.
@@ -330,10 +368,12 @@ pub fn sign_file(
     opts: &SignOptions,
 ) -> Result<()> {
     let (digest, len) = hash_stream(opts.digest, BufReader::new(File::open(input)?))?;
-    let parts = prepare(key, &digest, len, opts)?;
+    let signer = Signer::new(key, opts)?;
+    let suffix = signer.sign(&digest)?;
+    let prefix = signer.prefix(len, suffix.len());
     let tmp = super::fsx::temp_beside(output)?;
     let mut w = BufWriter::with_capacity(IO_CHUNK, tmp.as_file());
-    w.write_all(&parts.prefix)?;
+    w.write_all(&prefix)?;
     if !opts.detached {
         // Hash again while copying: the signature must match the bytes written.
         let mut h = ContentHasher::new(opts.digest);
@@ -344,7 +384,7 @@ pub fn sign_file(
             ));
         }
     }
-    w.write_all(&parts.suffix)?;
+    w.write_all(&suffix)?;
     w.flush()?;
     drop(w);
     super::fsx::persist(tmp, output)

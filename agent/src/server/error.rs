@@ -4,7 +4,7 @@
 
 use hyper::StatusCode;
 
-use crate::cms::{CmsError, KeyError};
+use crate::cms::CmsError;
 use crate::protocol::ErrorCode;
 use crate::token::TokenError;
 
@@ -53,18 +53,8 @@ impl From<TokenError> for ApiError {
 
 impl From<CmsError> for ApiError {
     fn from(e: CmsError) -> Self {
-        // A token failure inside CMS keeps the token layer's code (PIN_INCORRECT, …).
-        if let CmsError::Key(KeyError::Token { source, .. }) = &e
-            && let Some(t) = source.downcast_ref::<TokenError>()
-        {
-            return ApiError::new(t.code(), t.to_string());
-        }
-        let code = match &e {
-            CmsError::Io(_) => ErrorCode::Internal,
-            CmsError::SignerUnusable(_) => ErrorCode::CertificateInvalid,
-            _ => ErrorCode::BadRequest,
-        };
-        ApiError::new(code, e.to_string())
+        // One mapping for the CLI and the API (a token failure keeps the token's code).
+        ApiError::new(crate::bids::error_code(&e), e.to_string())
     }
 }
 
@@ -93,11 +83,18 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::PinInvalid
         | ErrorCode::CertificateInvalid
         | ErrorCode::MechanismUnsupported
-        | ErrorCode::DecryptionFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::DecryptionFailed
+        | ErrorCode::MalformedInput
+        | ErrorCode::UnsupportedAlgorithm
+        | ErrorCode::Tampered
+        | ErrorCode::NotARecipient
+        | ErrorCode::RecipientCannotEncrypt
+        | ErrorCode::SignatureInvalid
+        | ErrorCode::FileRejected => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::DeviceError | ErrorCode::TokenError => StatusCode::BAD_GATEWAY,
         ErrorCode::NoModule | ErrorCode::ModuleLoadFailed | ErrorCode::DaemonNotRunning => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Internal | ErrorCode::IoError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -17,5 +17,8 @@ pub use inventory::{CertificateEntry, TokenDescription, TokenFlags};
 pub use module::{ModuleSource, ModuleSpec};
 pub use ops::{DecryptPadding, HashAlg, SignScheme};
 pub(crate) use service::TokenRef;
-pub use service::{CertSelector, ServiceOptions, SignRequest, TokenService};
+pub use service::{
+    CertSelector, GeneratedKey, ImportOutcome, KeyPurpose, KeySpec, ServiceOptions, SignRequest,
+    TokenAdmin, TokenService,
+};
 pub use worker::Reply;

@@ -18,10 +18,13 @@ use super::unpad::{
     ImplicitRejectionKey, OaepHash, oaep_unpad, pkcs1v15_unpad_fixed, pkcs1v15_unpad_implicit,
 };
 
-/// Hash algorithms for signatures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Hash algorithms for signatures (also the CMS digest algorithm, `cms::DigestAlgorithm`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HashAlg {
+    #[default]
     Sha256,
     Sha384,
     Sha512,

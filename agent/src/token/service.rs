@@ -1,5 +1,8 @@
 //! The token service: every loaded module, every token, each served by its own workers.
 
+mod admin;
+pub use admin::{GeneratedKey, ImportOutcome, KeyPurpose, KeySpec, TokenAdmin};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -616,6 +619,18 @@ impl TokenService {
                 ops::ecdh_shared_secret(state.session()?, key, field_len, &peer_point)
             })
         })
+    }
+
+    /// Log in to the token holding `cert` now, before a batch of operations (opening many bids
+    /// with one PIN entry): a wrong or missing PIN then fails the batch up front.
+    pub fn login(&self, cert: &CertificateEntry, pin: Arc<dyn PinSource>) -> Reply<()> {
+        let handle = match self.handle(&cert.token_ref) {
+            Ok(h) => h,
+            Err(e) => return Reply::ready(Err(e)),
+        };
+        handle
+            .pool
+            .submit(move |state: &mut SessionState| state.run(|state| state.ensure_login(&pin)))
     }
 
     /// Log out of every token (end of a CLI run, or when a daemon operation is over).

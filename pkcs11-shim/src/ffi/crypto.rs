@@ -192,3 +192,38 @@ pub unsafe extern "C" fn C_GenerateRandom(
             .map_err(|_| Error::FunctionFailed)
     })
 }
+
+/// `C_GenerateKeyPair` (v2.40 §5.14): RSA or EC key added to the key file. The key is generated
+/// without the module lock (RSA takes seconds); the session is checked before and after.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    h_session: CK_SESSION_HANDLE,
+    p_mechanism: CK_MECHANISM_PTR,
+    p_public_template: CK_ATTRIBUTE_PTR,
+    ul_public_count: CK_ULONG,
+    p_private_template: CK_ATTRIBUTE_PTR,
+    ul_private_count: CK_ULONG,
+    ph_public_key: CK_OBJECT_HANDLE_PTR,
+    ph_private_key: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard(|| {
+        if ph_public_key.is_null() || ph_private_key.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: `as_ref` checks NULL; otherwise a valid CK_MECHANISM per the spec.
+        let mech = unsafe { p_mechanism.as_ref() }.ok_or(Error::ArgumentsBad)?;
+        // SAFETY: templates valid for their counts per the spec (NULL only with 0).
+        let public = unsafe { template_in(p_public_template, ul_public_count) }?;
+        // SAFETY: as above.
+        let private = unsafe { template_in(p_private_template, ul_private_count) }?;
+        let spec = module::KeyPairSpec::parse(mech.mechanism, &public, &private)?;
+        module::with(|m| m.check_key_pair(h_session))?;
+        let key = spec.kind.generate()?;
+        let (pub_h, priv_h) = module::with(|m| m.store_key_pair(h_session, key, &spec))?;
+        // SAFETY: both non-NULL checked above; writable handles per the spec.
+        *unsafe { out(ph_public_key) }? = pub_h;
+        // SAFETY: as above.
+        *unsafe { out(ph_private_key) }? = priv_h;
+        Ok(())
+    })
+}

@@ -57,6 +57,18 @@ unsafe fn bytes_in<'a>(ptr: *const CK_BYTE, n: CK_ULONG) -> Result<&'a [u8]> {
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
+/// A PIN argument as a secret string. A NULL PIN would mean a protected authentication path,
+/// which key files do not have.
+///
+/// # Safety
+/// If `ptr` is non-NULL it must be valid for reads of `n` bytes.
+unsafe fn pin_in(ptr: *const CK_UTF8CHAR, n: CK_ULONG) -> Result<secrecy::SecretString> {
+    // SAFETY: forwarded contract (NULL is allowed only with length 0 inside `bytes_in`).
+    let pin = unsafe { bytes_in(ptr, n) }?;
+    let pin = std::str::from_utf8(pin).map_err(|_| Error::PinInvalid)?;
+    Ok(secrecy::SecretString::from(pin.to_owned()))
+}
+
 /// A mutable reference to a caller-provided output location.
 ///
 /// # Safety
@@ -243,9 +255,9 @@ pub static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
     C_GetTokenInfo: Some(slot_token::C_GetTokenInfo),
     C_GetMechanismList: Some(slot_token::C_GetMechanismList),
     C_GetMechanismInfo: Some(slot_token::C_GetMechanismInfo),
-    C_InitToken: Some(unsupported::C_InitToken),
-    C_InitPIN: Some(unsupported::C_InitPIN),
-    C_SetPIN: Some(unsupported::C_SetPIN),
+    C_InitToken: Some(slot_token::C_InitToken),
+    C_InitPIN: Some(slot_token::C_InitPIN),
+    C_SetPIN: Some(slot_token::C_SetPIN),
     C_OpenSession: Some(session::C_OpenSession),
     C_CloseSession: Some(session::C_CloseSession),
     C_CloseAllSessions: Some(session::C_CloseAllSessions),
@@ -254,7 +266,7 @@ pub static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
     C_SetOperationState: Some(unsupported::C_SetOperationState),
     C_Login: Some(session::C_Login),
     C_Logout: Some(session::C_Logout),
-    C_CreateObject: Some(unsupported::C_CreateObject),
+    C_CreateObject: Some(objects::C_CreateObject),
     C_CopyObject: Some(unsupported::C_CopyObject),
     C_DestroyObject: Some(objects::C_DestroyObject),
     C_GetObjectSize: Some(unsupported::C_GetObjectSize),
@@ -293,7 +305,7 @@ pub static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
     C_SignEncryptUpdate: Some(unsupported::C_SignEncryptUpdate),
     C_DecryptVerifyUpdate: Some(unsupported::C_DecryptVerifyUpdate),
     C_GenerateKey: Some(unsupported::C_GenerateKey),
-    C_GenerateKeyPair: Some(unsupported::C_GenerateKeyPair),
+    C_GenerateKeyPair: Some(crypto::C_GenerateKeyPair),
     C_WrapKey: Some(unsupported::C_WrapKey),
     C_UnwrapKey: Some(unsupported::C_UnwrapKey),
     C_DeriveKey: Some(crypto::C_DeriveKey),

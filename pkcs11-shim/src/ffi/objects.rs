@@ -108,3 +108,24 @@ pub unsafe extern "C" fn C_FindObjects(
 pub unsafe extern "C" fn C_FindObjectsFinal(h_session: CK_SESSION_HANDLE) -> CK_RV {
     guard(|| module::with(|m| m.find_final(h_session)))
 }
+
+/// `C_CreateObject` (v2.40 §5.7): imports an X.509 certificate into the key file.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_CreateObject(
+    h_session: CK_SESSION_HANDLE,
+    p_template: CK_ATTRIBUTE_PTR,
+    ul_count: CK_ULONG,
+    ph_object: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard(|| {
+        if ph_object.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: the template is valid for `ul_count` attributes per the spec (NULL only with 0).
+        let template = unsafe { template_in(p_template, ul_count) }?;
+        let h = module::with(|m| m.create_object(h_session, &template))?;
+        // SAFETY: non-NULL checked above; a writable handle per the spec.
+        *unsafe { out(ph_object) }? = h;
+        Ok(())
+    })
+}

@@ -1,10 +1,9 @@
 //! Session management (PKCS#11 v2.40 §5.6).
 
-use super::{bytes_in, guard, out};
+use super::{guard, out, pin_in};
 use crate::error::Error;
 use crate::module;
 use cryptoki_sys::*;
-use secrecy::SecretString;
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_OpenSession(
@@ -62,14 +61,8 @@ pub unsafe extern "C" fn C_Login(
     ul_pin_len: CK_ULONG,
 ) -> CK_RV {
     guard(|| {
-        // A NULL PIN would mean a protected authentication path, which key files do not have.
-        if p_pin.is_null() && ul_pin_len != 0 {
-            return Err(Error::ArgumentsBad);
-        }
         // SAFETY: `p_pin` is valid for `ul_pin_len` bytes per the spec (NULL only with 0).
-        let pin = unsafe { bytes_in(p_pin, ul_pin_len) }?;
-        let pin = std::str::from_utf8(pin).map_err(|_| Error::PinInvalid)?;
-        let pin = SecretString::from(pin.to_owned());
+        let pin = unsafe { pin_in(p_pin, ul_pin_len) }?;
         module::with(|m| m.login(h_session, user_type, &pin))
     })
 }

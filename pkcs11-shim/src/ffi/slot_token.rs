@@ -1,6 +1,6 @@
 //! Slot and token management (PKCS#11 v2.40 §5.5).
 
-use super::{guard, len, out, padded};
+use super::{bytes_in, guard, len, out, padded, pin_in};
 use crate::error::Error;
 use crate::mechanism;
 use crate::module;
@@ -81,14 +81,14 @@ pub unsafe extern "C" fn C_GetTokenInfo(slot_id: CK_SLOT_ID, p_info: CK_TOKEN_IN
             manufacturerID: padded("Segel"),
             model: padded("PKCS#12 file"),
             serialNumber: padded(&info.serial),
-            flags: CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED,
+            flags: info.flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: info.session_count as CK_ULONG,
             ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
             ulRwSessionCount: info.rw_session_count as CK_ULONG,
-            // A passphrase may be empty (some exports use none) and long.
+            // A passphrase may be empty (some exports use none) and long; new ones have a minimum.
             ulMaxPinLen: 1024,
-            ulMinPinLen: 0,
+            ulMinPinLen: info.min_pin_len as CK_ULONG,
             ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
             ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
             ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
@@ -132,5 +132,58 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
             flags: info.flags,
         };
         Ok(())
+    })
+}
+
+/// `C_InitToken` (v2.40 §5.5): names the key file of a blank slot (see `module::enrol`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_InitToken(
+    slot_id: CK_SLOT_ID,
+    p_pin: CK_UTF8CHAR_PTR,
+    ul_pin_len: CK_ULONG,
+    p_label: CK_UTF8CHAR_PTR,
+) -> CK_RV {
+    guard(|| {
+        // SAFETY: `p_pin` is valid for `ul_pin_len` bytes per the spec (NULL only with 0).
+        let so_pin = unsafe { pin_in(p_pin, ul_pin_len) }?;
+        if p_label.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: pLabel is a 32-byte blank-padded field per the spec (non-NULL checked above).
+        let label = unsafe { bytes_in(p_label, 32) }?;
+        let label = std::str::from_utf8(label).map_err(|_| Error::ArgumentsBad)?;
+        module::with(|m| m.init_token(slot_id, &so_pin, label))
+    })
+}
+
+/// `C_InitPIN` (v2.40 §5.5): the SO of a blank slot sets the passphrase and the file is written.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_InitPIN(
+    h_session: CK_SESSION_HANDLE,
+    p_pin: CK_UTF8CHAR_PTR,
+    ul_pin_len: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        // SAFETY: `p_pin` is valid for `ul_pin_len` bytes per the spec (NULL only with 0).
+        let pin = unsafe { pin_in(p_pin, ul_pin_len) }?;
+        module::with(|m| m.init_pin(h_session, &pin))
+    })
+}
+
+/// `C_SetPIN` (v2.40 §5.5): re-encrypts the key file under the new passphrase.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SetPIN(
+    h_session: CK_SESSION_HANDLE,
+    p_old_pin: CK_UTF8CHAR_PTR,
+    ul_old_len: CK_ULONG,
+    p_new_pin: CK_UTF8CHAR_PTR,
+    ul_new_len: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        // SAFETY: both PINs are valid for their lengths per the spec (NULL only with 0).
+        let old = unsafe { pin_in(p_old_pin, ul_old_len) }?;
+        // SAFETY: as above.
+        let new = unsafe { pin_in(p_new_pin, ul_new_len) }?;
+        module::with(|m| m.set_pin(h_session, &old, &new))
     })
 }

@@ -5,7 +5,9 @@
 //! [`inspect`] reads what is visible without the passphrase (structure, unencrypted certificates);
 //! [`open`] checks the MAC and decrypts every bag. Decrypted key bytes live in `Zeroizing`.
 
+mod ber;
 mod pbe;
+pub mod write;
 
 use der::asn1::{BmpString, OctetString};
 use der::{Decode, Encode};
@@ -55,7 +57,7 @@ pub struct CertEntry {
 }
 
 /// A decrypted private key bag (PKCS#8 `PrivateKeyInfo` DER, wiped on drop).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyEntry {
     pub pkcs8_der: Zeroizing<Vec<u8>>,
     pub local_key_id: Option<Vec<u8>>,
@@ -72,7 +74,7 @@ pub struct Inspection {
 }
 
 /// Everything inside the file, after [`open`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Contents {
     pub keys: Vec<KeyEntry>,
     pub certs: Vec<CertEntry>,
@@ -83,7 +85,10 @@ fn outer(data: &[u8]) -> Result<(Vec<u8>, Option<::pkcs12::mac_data::MacData>), 
     if data.len() as u64 > MAX_FILE_SIZE {
         return Err(Pkcs12Error::TooLarge);
     }
-    let pfx = ::pkcs12::pfx::Pfx::from_der(data).map_err(malformed)?;
+    // NSS writes BER (indefinite lengths, chunked OCTET STRINGs); the MAC covers the content
+    // octets, which normalising does not change.
+    let der = ber::to_der(data)?;
+    let pfx = ::pkcs12::pfx::Pfx::from_der(&der).map_err(malformed)?;
     if pfx.auth_safe.content_type != ID_DATA {
         return Err(Pkcs12Error::Unsupported(
             "public-key integrity mode (signed authSafe)".into(),
@@ -98,7 +103,7 @@ fn outer(data: &[u8]) -> Result<(Vec<u8>, Option<::pkcs12::mac_data::MacData>), 
 }
 
 fn content_infos(auth_safe: &[u8]) -> Result<Vec<cms::content_info::ContentInfo>, Pkcs12Error> {
-    Vec::<cms::content_info::ContentInfo>::from_der(auth_safe).map_err(malformed)
+    Vec::<cms::content_info::ContentInfo>::from_der(&ber::to_der(auth_safe)?).map_err(malformed)
 }
 
 /// Reads what a PKCS#12 file shows without its passphrase. Fails on anything that is not a
@@ -123,6 +128,34 @@ pub fn inspect(data: &[u8]) -> Result<Inspection, Pkcs12Error> {
         }
     }
     Ok(out)
+}
+
+/// Writes `contents` as a new file protected by `passphrase` (see [`write`]). Keys without a
+/// localKeyId keep none; CRL and secret bags of the original are not carried over.
+pub fn build(
+    contents: &Contents,
+    passphrase: &SecretString,
+    iterations: u32,
+) -> Result<Vec<u8>, Pkcs12Error> {
+    let keys: Vec<write::KeyToWrite<'_>> = contents
+        .keys
+        .iter()
+        .map(|k| write::KeyToWrite {
+            pkcs8_der: &k.pkcs8_der,
+            local_key_id: k.local_key_id.as_deref(),
+            friendly_name: k.friendly_name.as_deref(),
+        })
+        .collect();
+    let certs: Vec<write::CertToWrite<'_>> = contents
+        .certs
+        .iter()
+        .map(|c| write::CertToWrite {
+            der: &c.der,
+            local_key_id: c.local_key_id.as_deref(),
+            friendly_name: c.friendly_name.as_deref(),
+        })
+        .collect();
+    write::build(&keys, &certs, passphrase, iterations)
 }
 
 /// Checks the MAC with `passphrase` and decrypts every bag.
@@ -181,7 +214,7 @@ fn decrypt(
         }
     };
     if alg.oid == PBES2 {
-        let der = alg.to_der().map_err(malformed)?;
+        let der = with_null_prf_parameters(alg).to_der().map_err(malformed)?;
         let scheme = pkcs5::EncryptionScheme::from_der(&der)
             .map_err(|e| Pkcs12Error::Unsupported(format!("PBES2 parameters: {e}")))?;
         // PBES2 passwords are the UTF-8 bytes (RFC 8018 §3); OpenSSL and NSS agree.
@@ -197,6 +230,27 @@ fn decrypt(
             alg.oid
         ))),
     }
+}
+
+/// The PBES2 algorithm with explicit NULL parameters on the PBKDF2 PRF. NSS omits them (RFC 8018
+/// Appendix B.1.2 gives them as NULL); `pkcs5` 0.7 insists on them. Anything that does not decode
+/// as PBES2 with PBKDF2 is returned unchanged for `pkcs5` to judge.
+fn with_null_prf_parameters(alg: &AlgorithmIdentifierOwned) -> AlgorithmIdentifierOwned {
+    use ::pkcs12::pbe_params::{Pbes2Params, Pbkdf2Params};
+    let patched = || -> Option<AlgorithmIdentifierOwned> {
+        let mut params: Pbes2Params = alg.parameters.as_ref()?.decode_as().ok()?;
+        let mut kdf: Pbkdf2Params = params.kdf.parameters.as_ref()?.decode_as().ok()?;
+        if kdf.prf.parameters.is_some() {
+            return None;
+        }
+        kdf.prf.parameters = Some(der::Any::encode_from(&der::asn1::Null).ok()?);
+        params.kdf.parameters = Some(der::Any::encode_from(&kdf).ok()?);
+        Some(AlgorithmIdentifierOwned {
+            oid: alg.oid,
+            parameters: Some(der::Any::encode_from(&params).ok()?),
+        })
+    };
+    patched().unwrap_or_else(|| alg.clone())
 }
 
 /// Reads bag attributes: localKeyId and friendlyName (RFC 7292 §4.2).
@@ -244,7 +298,8 @@ fn collect_bags(
     if depth > 4 {
         return Err(malformed("safeContents nested too deep"));
     }
-    let bags = Vec::<::pkcs12::safe_bag::SafeBag>::from_der(safe_contents).map_err(malformed)?;
+    let safe_contents = ber::to_der(safe_contents)?;
+    let bags = Vec::<::pkcs12::safe_bag::SafeBag>::from_der(&safe_contents).map_err(malformed)?;
     for bag in &bags {
         let (local_key_id, friendly_name) = bag_attributes(bag);
         let value = bag_value(bag)?;

@@ -32,6 +32,8 @@ pub(crate) fn seal(
     let out = dir.path().join("penawaran.pdf.p7m");
     let rs: Vec<Recipient> = to.iter().map(|n| recipient(n)).collect();
     seal_file(&signer(vendor), &rs, &input, &out, opts).unwrap();
+    // The bid opens to this name in the same folder; opening never replaces a file.
+    std::fs::remove_file(&input).unwrap();
     (dir, out)
 }
 
@@ -69,10 +71,15 @@ fn empty_and_block_sized_bids_round_trip() {
             &["pokja-rsa2048"],
             &SealOptions::default(),
         );
-        let (rep, path) =
-            open_file(&decrypter("pokja-rsa2048"), &sealed, dir.path(), &trust()).unwrap();
+        let out = dir.path().join("opened");
+        std::fs::create_dir(&out).unwrap();
+        let (rep, path) = open_file(&decrypter("pokja-rsa2048"), &sealed, &out, &trust()).unwrap();
         assert!(rep.ok());
-        assert_eq!(std::fs::read(path).unwrap(), data);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // Opening again never replaces the plaintext already there.
+        let again = open_file(&decrypter("pokja-rsa2048"), &sealed, &out, &trust()).unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        assert_eq!(std::fs::read(&path).unwrap(), data);
     }
 }
 
@@ -238,4 +245,48 @@ fn multi_megabyte_bid_streams_through_seal_and_open() {
     assert!(rep.ok());
     assert_eq!(rep.content_len, data.len() as u64);
     assert_eq!(std::fs::read(path).unwrap(), data);
+}
+
+/// A key whose signatures are wrong: the self-check must catch it before anything is kept.
+struct CorruptingSigner(crate::cms::software::SoftwareSigningKey);
+
+impl crate::cms::SigningKey for CorruptingSigner {
+    fn certificate_der(&self) -> &[u8] {
+        crate::cms::SigningKey::certificate_der(&self.0)
+    }
+    fn chain_der(&self) -> Vec<Vec<u8>> {
+        crate::cms::SigningKey::chain_der(&self.0)
+    }
+    fn sign_digest(
+        &self,
+        alg: crate::cms::DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, crate::cms::KeyError> {
+        let mut sig = crate::cms::SigningKey::sign_digest(&self.0, alg, digest)?;
+        let last = sig.len() - 1;
+        sig[last] ^= 1;
+        Ok(sig)
+    }
+}
+
+#[test]
+fn self_check_refuses_a_bad_signature_and_keeps_nothing() {
+    // RSA seals in one pass (signed at the end), ECDSA in two: both are checked.
+    for vendor in ["vendor-rsa2048", "vendor-p256"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("bid.pdf");
+        std::fs::write(&input, content(300_000)).unwrap();
+        let out = dir.path().join("bid.pdf.p7m");
+        let err = seal_file(
+            &CorruptingSigner(signer(vendor)),
+            &[recipient("pokja-rsa2048")],
+            &input,
+            &out,
+            &SealOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "self_check_failed", "{vendor}: {err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{vendor}: only the input remains");
+    }
 }
