@@ -1057,3 +1057,135 @@ fn native_host_hands_out_the_endpoint_and_relays_api_calls_for_segels_extension_
     );
     Ok(())
 }
+
+#[test]
+fn bids_are_sealed_and_opened_through_the_api_with_streamed_files_and_a_job() -> Result<()> {
+    let hsm = token()?;
+    let d = DaemonProcess::start(
+        &hsm.envs(),
+        &hsm.module_path(),
+        &["--max-upload", "1000000"],
+    )?;
+    let c = d.client()?;
+    let document: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    rt().block_on(async {
+        use base64::Engine;
+        let upload = |name: &str, bytes: Vec<u8>| -> Result<hyper::Request<Full<Bytes>>> {
+            Ok(c.req(Method::POST, &format!("/v1/files?name={name}"))
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(bytes)))?)
+        };
+        let r = c.send(upload("penawaran.pdf", document.clone())?).await?;
+        ensure!(r.status == StatusCode::CREATED, "upload: {:?}", r.body);
+        let up = r.json()?;
+        ensure!(up["bytes"] == document.len() as u64, "{up}");
+        let pokja = fixture("pokja-rsa2048")?.cert_der;
+        let r = c
+            .send(c.post_json(
+                "/v1/seal",
+                &json!({"file": up["id"], "certificate": fp("vendor-p256")?, "pin": PIN,
+                        "recipients": [base64::engine::general_purpose::STANDARD.encode(&pokja)]}),
+            )?)
+            .await?;
+        ensure!(r.status == StatusCode::OK, "seal: {:?}", r.body);
+        let sealed = r.json()?;
+        ensure!(sealed["name"] == "penawaran.pdf.p7m", "{sealed}");
+        let r = c
+            .send(
+                c.get(&format!(
+                    "/v1/files/{}",
+                    sealed["id"].as_str().context("id")?
+                ))
+                .body(Full::default())?,
+            )
+            .await?;
+        ensure!(
+            r.status == StatusCode::OK
+                && r.body.len() as u64 == sealed["bytes"].as_u64().context("bytes")?
+        );
+        ensure!(
+            r.body.len() > document.len()
+                && !r.body.windows(64).any(|w| w == &document[1000..1064]),
+            "not encrypted"
+        );
+
+        // Open as a job; poll until it is done.
+        let r = c
+            .send(c.post_json(
+                "/v1/open",
+                &json!({"files": [sealed["id"]], "certificate": fp("pokja-rsa2048")?, "pin": PIN}),
+            )?)
+            .await?;
+        ensure!(r.status == StatusCode::ACCEPTED, "open: {:?}", r.body);
+        let job = r.json()?["job"].as_str().context("job")?.to_owned();
+        let t0 = Instant::now();
+        let view = loop {
+            let v = c
+                .send(c.get(&format!("/v1/jobs/{job}")).body(Full::default())?)
+                .await?
+                .json()?;
+            if v["state"] != "running" {
+                break v;
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(30),
+                "job still running: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ensure!(
+            view["state"] == "done" && view["files_done"] == 1 && view["files_total"] == 1,
+            "{view}"
+        );
+        let bid = &view["result"]["bids"][0];
+        ensure!(
+            bid["signature_valid"] == true && bid["status"] != "failed",
+            "{bid}"
+        );
+        let download = bid["download"].as_str().context("download id")?;
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        ensure!(r.body.as_ref() == document.as_slice(), "opened bid differs");
+        ensure!(
+            r.headers["content-disposition"]
+                .to_str()?
+                .contains("penawaran.pdf"),
+            "{:?}",
+            r.headers
+        );
+
+        // Refusals: too large, a bad name, an unknown file, a wrong PIN fails the job.
+        let r = c.send(upload("big.pdf", vec![0u8; 1_000_001])?).await?;
+        expect(&r, 413, "PAYLOAD_TOO_LARGE", "upload over the limit")?;
+        let r = c.send(upload("..", b"x".to_vec())?).await?;
+        expect(&r, 400, "BAD_REQUEST", "bad file name")?;
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{}", "0".repeat(32)))
+                    .body(Full::default())?,
+            )
+            .await?;
+        expect(&r, 404, "NOT_FOUND", "unknown file")?;
+        let r = c
+            .send(
+                c.req(Method::DELETE, &format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        ensure!(r.status == StatusCode::OK);
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        expect(&r, 404, "NOT_FOUND", "deleted file")?;
+        Ok(())
+    })
+}

@@ -8,6 +8,9 @@ use super::body::BodyLimits;
 use super::certcache::CertCache;
 use super::events::EventHub;
 use super::gate::Gate;
+use super::jobs::Jobs;
+use super::store::Store;
+use crate::bids::trust::TrustStore;
 use crate::token::TokenService;
 
 /// Shared state of the daemon.
@@ -21,6 +24,9 @@ pub struct App {
     pub url: String,
     pub work_dir: std::path::PathBuf,
     pub certs: CertCache,
+    pub store: Store,
+    pub jobs: Jobs,
+    pub trust: TrustStore,
     activity: Activity,
 }
 
@@ -39,8 +45,12 @@ impl App {
         limits: BodyLimits,
         url: String,
         work_dir: std::path::PathBuf,
+        trust: TrustStore,
     ) -> Self {
         App {
+            store: Store::new(work_dir.clone()),
+            jobs: Jobs::new(Arc::clone(&events)),
+            trust,
             service,
             gate,
             events,

@@ -21,10 +21,11 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod gate;
+pub mod jobs;
 pub mod pin;
 pub mod policy;
 mod routes;
-pub mod signing_key;
+pub mod store;
 pub mod tls;
 
 pub use routes::openapi_yaml;
@@ -73,6 +74,10 @@ pub struct ServeOptions {
     pub max_json_body: usize,
     /// How often tokens are polled while someone listens to events.
     pub poll_interval: Duration,
+    /// Largest uploaded bid file.
+    pub max_upload: u64,
+    /// Trust anchors for vendors' certificates when opening bids.
+    pub trust: crate::bids::trust::TrustStore,
 }
 
 impl ServeOptions {
@@ -88,6 +93,8 @@ impl ServeOptions {
             body_timeout: Duration::from_secs(30),
             max_json_body: 4 << 20,
             poll_interval: Duration::from_secs(1),
+            max_upload: 2 << 30,
+            trust: Default::default(),
         }
     }
 }
@@ -166,9 +173,11 @@ pub async fn bind(service: TokenService, opts: ServeOptions) -> Result<Daemon, S
         BodyLimits {
             max_json: opts.max_json_body,
             timeout: opts.body_timeout,
+            max_upload: opts.max_upload,
         },
         url.clone(),
         work_dir,
+        opts.trust.clone(),
     ));
     endpoint::write(files, &url).map_err(|source| ServeError::Endpoint {
         path: files.endpoint().display().to_string(),

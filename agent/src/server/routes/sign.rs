@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::bids::TokenKey;
 use crate::cms::DigestAlgorithm;
 use crate::cms::sign::SignOptions;
 use crate::pin::PinSource;
@@ -23,7 +24,6 @@ use crate::server::body::{RespBody, b64, json_response, read_json, unb64};
 use crate::server::error::ApiError;
 use crate::server::gate::Caller;
 use crate::server::pin::{ApiPin, RequestPin};
-use crate::server::signing_key::TokenSigningKey;
 use crate::token::{CertSelector, CertificateEntry, HashAlg, SignRequest, SignScheme};
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
@@ -178,11 +178,12 @@ async fn sign_once(
                 .await?,
         )),
         (Input::Data(data), Format::Cms) => {
-            let key = TokenSigningKey {
-                service: app.service.clone(),
-                cert: cert.clone(),
-                pin: Arc::clone(pin),
-            };
+            let key = TokenKey::new(
+                app.service.clone(),
+                cert.clone(),
+                Vec::new(),
+                Arc::clone(pin),
+            );
             let opts = SignOptions {
                 digest: match hash {
                     HashAlg::Sha256 => DigestAlgorithm::Sha256,
@@ -210,7 +211,7 @@ enum Input {
 /// CMS SignedData over `data`, through temporary files in the daemon's private work folder
 /// (the CMS signer streams files).
 fn cms_sign(
-    key: &TokenSigningKey,
+    key: &TokenKey,
     data: &[u8],
     opts: &SignOptions,
     work_dir: &std::path::Path,
