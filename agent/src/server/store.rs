@@ -30,7 +30,7 @@ pub struct Store {
 /// A file name as given by a caller: one path component, printable, not too long.
 pub fn safe_name(name: &str) -> Result<String, ApiError> {
     let ok = !name.is_empty()
-        && name.len() <= 200
+        && name.chars().count() <= 200
         && name != "."
         && name != ".."
         && !name
