@@ -310,7 +310,10 @@ impl Client {
     /// A kept-alive HTTP/1.1 connection.
     pub async fn connect(&self) -> Result<Conn> {
         let io = TokioIo::new(self.tls().await?);
-        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(io)
+            .await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

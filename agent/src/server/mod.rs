@@ -269,6 +269,9 @@ impl Daemon {
                     .timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)
                     .max_buf_size(64 * 1024)
+                    // One buffer per response: one TLS record and one write instead of one per
+                    // part (rustls does not coalesce vectored writes).
+                    .writev(false)
                     .serve_connection(TokioIo::new(tls), service);
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
