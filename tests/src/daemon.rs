@@ -66,8 +66,36 @@ impl DaemonProcess {
         module: &Path,
         extra: &[&str],
     ) -> Result<Self> {
-        let log = home.path().join("serve.log");
+        let cmd = segel_cmd(envs, home.path())?;
+        Self::spawn(cmd, home, module, extra)
+    }
+
+    /// Like [`Self::start_in`] with another `segel` binary (e.g. a release build for benchmarks).
+    pub fn start_bin(
+        bin: &Path,
+        home: TempDir,
+        envs: &[(String, OsString)],
+        module: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
         let mut cmd = segel_cmd(envs, home.path())?;
+        let mut other = std::process::Command::new(bin);
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                other.env(k, v);
+            }
+        }
+        cmd = other;
+        Self::spawn(cmd, home, module, extra)
+    }
+
+    fn spawn(
+        mut cmd: std::process::Command,
+        home: TempDir,
+        module: &Path,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let log = home.path().join("serve.log");
         // No admin policy from the machine: an empty policy file of our own.
         let policy = home.path().join("policy.toml");
         if !policy.exists() {
@@ -84,7 +112,9 @@ impl DaemonProcess {
         let t0 = Instant::now();
         let mut child = cmd.spawn().context("starting segel serve")?;
         let endpoint = home.path().join(".local/state/segel/daemon/endpoint.json");
-        let (url, pid_ok) = loop {
+        // Wait for the endpoint file naming this process (a stale one from an earlier run in
+        // the same HOME names another).
+        let url = loop {
             if let Some(status) = child.try_wait()? {
                 bail!(
                     "segel serve exited ({status}): {}",
@@ -93,17 +123,16 @@ impl DaemonProcess {
             }
             if let Ok(text) = std::fs::read_to_string(&endpoint)
                 && let Ok(v) = serde_json::from_str::<Value>(&text)
+                && v["pid"].as_u64() == Some(u64::from(child.id()))
             {
-                let url = v["url"].as_str().unwrap_or_default().to_owned();
-                break (url, v["pid"].as_u64() == Some(child.id() as u64));
+                break v["url"].as_str().unwrap_or_default().to_owned();
             }
             if t0.elapsed() > Duration::from_secs(20) {
                 let _ = child.kill();
                 bail!("segel serve did not write {} in 20 s", endpoint.display());
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         };
-        anyhow::ensure!(pid_ok, "endpoint.json names another process");
         let addr: SocketAddr = url
             .strip_prefix("https://")
             .context("endpoint url is not https")?
@@ -144,6 +173,17 @@ impl DaemonProcess {
         })?;
         d.started_in = t0.elapsed();
         Ok(d)
+    }
+
+    /// Stop the daemon (SIGTERM, then kill) and hand back its HOME, to start another daemon
+    /// on the same state (credential, CA, consent).
+    pub fn into_home(mut self) -> Result<TempDir> {
+        if self.terminate(Duration::from_secs(8)).is_err() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let placeholder = tempfile::Builder::new().prefix("segel-gone-").tempdir()?;
+        Ok(std::mem::replace(&mut self.home, placeholder))
     }
 
     /// The private HOME.
@@ -270,7 +310,10 @@ impl Client {
     /// A kept-alive HTTP/1.1 connection.
     pub async fn connect(&self) -> Result<Conn> {
         let io = TokioIo::new(self.tls().await?);
-        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(io)
+            .await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

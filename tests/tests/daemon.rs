@@ -916,3 +916,276 @@ fn openapi_contract_holds_under_schemathesis() -> Result<()> {
     );
     Ok(())
 }
+
+const EXTENSION: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
+
+fn frame(v: &Value) -> Vec<u8> {
+    let b = v.to_string().into_bytes();
+    let mut out = (b.len() as u32).to_le_bytes().to_vec();
+    out.extend(b);
+    out
+}
+
+fn unframe(mut bytes: &[u8]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        ensure!(bytes.len() >= 4, "truncated length");
+        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        ensure!(bytes.len() >= 4 + n, "truncated message");
+        out.push(serde_json::from_slice(&bytes[4..4 + n])?);
+        bytes = &bytes[4 + n..];
+    }
+    Ok(out)
+}
+
+/// Run `segel native-host ARGS` with `input` on stdin; returns exit success and the messages.
+fn native_host(
+    d: &DaemonProcess,
+    envs: &[(String, std::ffi::OsString)],
+    args: &[&str],
+    input: &[u8],
+) -> Result<(bool, Vec<Value>)> {
+    let mut child = segel_cmd(envs, d.home())?
+        .env("SEGEL_POLICY_FILE", d.home().join("policy.toml"))
+        .arg("native-host")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input)?;
+    let out = child.wait_with_output()?;
+    Ok((out.status.success(), unframe(&out.stdout)?))
+}
+
+#[test]
+fn native_host_hands_out_the_endpoint_and_relays_api_calls_for_segels_extension_only() -> Result<()>
+{
+    let hsm = token()?;
+    let home = tempfile::tempdir()?;
+    std::fs::create_dir_all(home.path().join(".config/segel"))?;
+    std::fs::write(
+        home.path().join(".config/segel/config.toml"),
+        format!("[daemon]\nextension_origins = [\"{EXTENSION}\"]\n"),
+    )?;
+    let d = DaemonProcess::start_in(home, &hsm.envs(), &hsm.module_path(), &[])?;
+    let mut input = Vec::new();
+    for m in [
+        json!({"type": "endpoint", "id": 1}),
+        json!({"type": "request", "id": 2, "method": "GET", "path": "/v1/status"}),
+        json!({"type": "request", "id": 3, "method": "GET", "path": "/v1/certificates?purpose=sign", "site_origin": SITE}),
+        json!({"type": "request", "id": 4, "method": "POST", "path": "/v1/consent", "body": {"origin": SITE}}),
+        json!({"type": "request", "id": 5, "method": "GET", "path": "/v1/certificates?purpose=sign", "site_origin": SITE}),
+        json!({"type": "request", "id": 6, "method": "GET", "path": "https://evil.example/v1/status"}),
+        json!({"type": "launch", "id": 7}),
+    ] {
+        input.extend(frame(&m));
+    }
+    input.extend(4u32.to_le_bytes());
+    input.extend(b"{bad");
+    let (ok, replies) = native_host(&d, &hsm.envs(), &[&format!("{EXTENSION}/")], &input)?;
+    ensure!(ok, "native host failed: {replies:?}");
+    ensure!(replies.len() == 8, "{replies:#?}");
+    ensure!(
+        replies[0]["url"] == d.url.as_str() && replies[0]["credential"] == d.credential.as_str(),
+        "{}",
+        replies[0]
+    );
+    ensure!(replies[0]["ca_cert_pem"].as_str().map(str::as_bytes) == Some(&d.ca_pem[..]));
+    ensure!(
+        replies[1]["status"] == 200 && replies[1]["body"]["caller"] == "local",
+        "{}",
+        replies[1]
+    );
+    ensure!(
+        replies[2]["status"] == 403 && replies[2]["body"]["code"] == "CONSENT_REQUIRED",
+        "{}",
+        replies[2]
+    );
+    ensure!(replies[3]["status"] == 200, "{}", replies[3]);
+    ensure!(
+        replies[4]["status"] == 200 && replies[4]["id"] == 5,
+        "{}",
+        replies[4]
+    );
+    ensure!(
+        replies[4]["body"]["certificates"].as_array().map(Vec::len) == Some(2),
+        "{}",
+        replies[4]
+    );
+    ensure!(
+        replies[5]["type"] == "error" && replies[5]["code"] == "BAD_REQUEST",
+        "{}",
+        replies[5]
+    );
+    ensure!(
+        replies[6]["type"] == "error" && replies[6]["id"] == 7,
+        "{}",
+        replies[6]
+    );
+    ensure!(
+        replies[7]["type"] == "error" && replies[7]["code"] == "BAD_REQUEST",
+        "{}",
+        replies[7]
+    );
+
+    // Another extension is refused before anything is read.
+    let (ok, replies) = native_host(
+        &d,
+        &hsm.envs(),
+        &["chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/"],
+        &frame(&json!({"type": "endpoint"})),
+    )?;
+    ensure!(
+        !ok && replies.len() == 1 && replies[0]["code"] == "ORIGIN_REJECTED",
+        "{replies:?}"
+    );
+    ensure!(
+        !replies[0].to_string().contains(&d.credential),
+        "credential leaked"
+    );
+    // A length over 1 MB ends the session with an error.
+    let (ok, replies) = native_host(
+        &d,
+        &hsm.envs(),
+        &[&format!("{EXTENSION}/")],
+        &(2u32 << 20).to_le_bytes(),
+    )?;
+    ensure!(
+        !ok && replies.len() == 1 && replies[0]["code"] == "BAD_REQUEST",
+        "{replies:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bids_are_sealed_and_opened_through_the_api_with_streamed_files_and_a_job() -> Result<()> {
+    let hsm = token()?;
+    let d = DaemonProcess::start(
+        &hsm.envs(),
+        &hsm.module_path(),
+        &["--max-upload", "1000000"],
+    )?;
+    let c = d.client()?;
+    let document: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    rt().block_on(async {
+        use base64::Engine;
+        let upload = |name: &str, bytes: Vec<u8>| -> Result<hyper::Request<Full<Bytes>>> {
+            Ok(c.req(Method::POST, &format!("/v1/files?name={name}"))
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(bytes)))?)
+        };
+        let r = c.send(upload("penawaran.pdf", document.clone())?).await?;
+        ensure!(r.status == StatusCode::CREATED, "upload: {:?}", r.body);
+        let up = r.json()?;
+        ensure!(up["bytes"] == document.len() as u64, "{up}");
+        let pokja = fixture("pokja-rsa2048")?.cert_der;
+        let r = c
+            .send(c.post_json(
+                "/v1/seal",
+                &json!({"file": up["id"], "certificate": fp("vendor-p256")?, "pin": PIN,
+                        "recipients": [base64::engine::general_purpose::STANDARD.encode(&pokja)]}),
+            )?)
+            .await?;
+        ensure!(r.status == StatusCode::OK, "seal: {:?}", r.body);
+        let sealed = r.json()?;
+        ensure!(sealed["name"] == "penawaran.pdf.p7m", "{sealed}");
+        let r = c
+            .send(
+                c.get(&format!(
+                    "/v1/files/{}",
+                    sealed["id"].as_str().context("id")?
+                ))
+                .body(Full::default())?,
+            )
+            .await?;
+        ensure!(
+            r.status == StatusCode::OK
+                && r.body.len() as u64 == sealed["bytes"].as_u64().context("bytes")?
+        );
+        ensure!(
+            r.body.len() > document.len()
+                && !r.body.windows(64).any(|w| w == &document[1000..1064]),
+            "not encrypted"
+        );
+
+        // Open as a job; poll until it is done.
+        let r = c
+            .send(c.post_json(
+                "/v1/open",
+                &json!({"files": [sealed["id"]], "certificate": fp("pokja-rsa2048")?, "pin": PIN}),
+            )?)
+            .await?;
+        ensure!(r.status == StatusCode::ACCEPTED, "open: {:?}", r.body);
+        let job = r.json()?["job"].as_str().context("job")?.to_owned();
+        let t0 = Instant::now();
+        let view = loop {
+            let v = c
+                .send(c.get(&format!("/v1/jobs/{job}")).body(Full::default())?)
+                .await?
+                .json()?;
+            if v["state"] != "running" {
+                break v;
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(30),
+                "job still running: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ensure!(
+            view["state"] == "done" && view["files_done"] == 1 && view["files_total"] == 1,
+            "{view}"
+        );
+        let bid = &view["result"]["bids"][0];
+        ensure!(
+            bid["signature_valid"] == true && bid["status"] != "failed",
+            "{bid}"
+        );
+        let download = bid["download"].as_str().context("download id")?;
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        ensure!(r.body.as_ref() == document.as_slice(), "opened bid differs");
+        ensure!(
+            r.headers["content-disposition"]
+                .to_str()?
+                .contains("penawaran.pdf"),
+            "{:?}",
+            r.headers
+        );
+
+        // Refusals: too large, a bad name, an unknown file, a wrong PIN fails the job.
+        let r = c.send(upload("big.pdf", vec![0u8; 1_000_001])?).await?;
+        expect(&r, 413, "PAYLOAD_TOO_LARGE", "upload over the limit")?;
+        let r = c.send(upload("..", b"x".to_vec())?).await?;
+        expect(&r, 400, "BAD_REQUEST", "bad file name")?;
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{}", "0".repeat(32)))
+                    .body(Full::default())?,
+            )
+            .await?;
+        expect(&r, 404, "NOT_FOUND", "unknown file")?;
+        let r = c
+            .send(
+                c.req(Method::DELETE, &format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        ensure!(r.status == StatusCode::OK);
+        let r = c
+            .send(
+                c.get(&format!("/v1/files/{download}"))
+                    .body(Full::default())?,
+            )
+            .await?;
+        expect(&r, 404, "NOT_FOUND", "deleted file")?;
+        Ok(())
+    })
+}

@@ -11,6 +11,7 @@ pub mod demo;
 mod endpoint;
 mod enroll;
 mod import_cert;
+mod native_host;
 mod open;
 mod output;
 mod pin_cmd;
@@ -101,6 +102,8 @@ pub enum Command {
     Endpoint(endpoint::Args),
     /// List, grant or revoke the sites allowed to use Segel.
     Consent(consent::Args),
+    /// Native-messaging host for Segel's browser extension (started by the browser).
+    NativeHost(native_host::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => serve::run(&ctx, args).map(|()| 0),
         Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
         Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
+        Command::NativeHost(args) => native_host::run(&ctx, args).map(|()| 0),
     };
     ctx.finish();
     match result {

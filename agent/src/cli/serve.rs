@@ -35,6 +35,9 @@ pub struct Args {
     /// Renew the local CA and certificate when they expire within this many days.
     #[arg(long, default_value_t = crate::server::tls::DEFAULT_RENEW_DAYS)]
     pub renew_days: u64,
+    /// Largest uploaded bid file in bytes (POST /v1/files).
+    #[arg(long, default_value_t = 2 << 30)]
+    pub max_upload: u64,
     /// Milliseconds between token scans while someone listens to /v1/events.
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
@@ -61,6 +64,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
     opts.max_json_body = args.max_body;
     opts.renew_days = args.renew_days;
     opts.poll_interval = Duration::from_millis(args.poll_ms.max(50));
+    opts.max_upload = args.max_upload;
+    let trust_dir = crate::config::Paths::for_user().ok().map(|p| p.trust_dir());
+    opts.trust =
+        crate::bids::trust::TrustStore::load(&ctx.config.trust_anchors, trust_dir.as_deref())
+            .map_err(|e| CliError::new(ErrorCode::IoError, e.to_string()))?;
     let service = ctx.token_service()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -5,8 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::body::BodyLimits;
+use super::certcache::CertCache;
 use super::events::EventHub;
 use super::gate::Gate;
+use super::jobs::Jobs;
+use super::store::Store;
+use crate::bids::trust::TrustStore;
 use crate::token::TokenService;
 
 /// Shared state of the daemon.
@@ -19,6 +23,10 @@ pub struct App {
     pub started: Instant,
     pub url: String,
     pub work_dir: std::path::PathBuf,
+    pub certs: CertCache,
+    pub store: Store,
+    pub jobs: Jobs,
+    pub trust: TrustStore,
     activity: Activity,
 }
 
@@ -37,8 +45,12 @@ impl App {
         limits: BodyLimits,
         url: String,
         work_dir: std::path::PathBuf,
+        trust: TrustStore,
     ) -> Self {
         App {
+            store: Store::new(work_dir.clone()),
+            jobs: Jobs::new(Arc::clone(&events)),
+            trust,
             service,
             gate,
             events,
@@ -46,6 +58,7 @@ impl App {
             started: Instant::now(),
             url,
             work_dir,
+            certs: CertCache::new(Duration::from_secs(10)),
             activity: Activity::default(),
         }
     }

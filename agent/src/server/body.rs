@@ -23,8 +23,10 @@ pub type RespBody = BoxBody<Bytes, std::io::Error>;
 pub struct BodyLimits {
     /// Largest JSON body accepted.
     pub max_json: usize,
-    /// Time allowed to receive a whole body.
+    /// Time allowed to receive a whole JSON body (for uploads: the longest pause).
     pub timeout: Duration,
+    /// Largest uploaded file.
+    pub max_upload: u64,
 }
 
 /// A full response body.

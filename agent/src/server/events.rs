@@ -117,6 +117,29 @@ impl EventHub {
 
 type TokenKey = (String, String, u64);
 
+/// Events for the tokens in `now` and not in `before` (inserted) and the reverse (removed).
+fn token_changes(before: &BTreeMap<TokenKey, ()>, now: &BTreeMap<TokenKey, ()>) -> Vec<Event> {
+    let key = |(label, serial, slot_id): &TokenKey| (label.clone(), serial.clone(), *slot_id);
+    let mut events = Vec::new();
+    for k in now.keys().filter(|k| !before.contains_key(*k)) {
+        let (label, serial, slot_id) = key(k);
+        events.push(Event::TokenInserted {
+            label,
+            serial,
+            slot_id,
+        });
+    }
+    for k in before.keys().filter(|k| !now.contains_key(*k)) {
+        let (label, serial, slot_id) = key(k);
+        events.push(Event::TokenRemoved {
+            label,
+            serial,
+            slot_id,
+        });
+    }
+    events
+}
+
 /// Poll the token list while anyone listens; stops (and clears the running flag) when the
 /// last subscriber left, so an idle daemon does not touch the tokens.
 async fn poll_tokens(hub: Arc<EventHub>, service: TokenService) {
@@ -136,21 +159,8 @@ async fn poll_tokens(hub: Arc<EventHub>, service: TokenService) {
                     .map(|t| ((t.label, t.serial, t.slot_id), ()))
                     .collect();
                 if let Some(before) = &known {
-                    for (label, serial, slot_id) in now.keys().filter(|k| !before.contains_key(*k))
-                    {
-                        hub.publish(&Event::TokenInserted {
-                            label: label.clone(),
-                            serial: serial.clone(),
-                            slot_id: *slot_id,
-                        });
-                    }
-                    for (label, serial, slot_id) in before.keys().filter(|k| !now.contains_key(*k))
-                    {
-                        hub.publish(&Event::TokenRemoved {
-                            label: label.clone(),
-                            serial: serial.clone(),
-                            slot_id: *slot_id,
-                        });
+                    for event in token_changes(before, &now) {
+                        hub.publish(&event);
                     }
                 }
                 known = Some(now);
@@ -187,5 +197,53 @@ impl Body for SseBody {
             )))));
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(keys: &[(&str, u64)]) -> BTreeMap<TokenKey, ()> {
+        keys.iter()
+            .map(|(l, s)| ((l.to_string(), format!("SN{s}"), *s), ()))
+            .collect()
+    }
+
+    #[test]
+    fn token_changes_report_insertions_and_removals_as_sse_frames() {
+        let events = token_changes(&set(&[("a", 1), ("b", 2)]), &set(&[("b", 2), ("c", 3)]));
+        let frames: Vec<String> = events
+            .iter()
+            .map(|e| String::from_utf8(e.frame().to_vec()).unwrap())
+            .collect();
+        assert_eq!(frames.len(), 2);
+        assert!(
+            frames[0].starts_with("event: token_inserted\ndata: {"),
+            "{}",
+            frames[0]
+        );
+        assert!(frames[0].contains("\"label\":\"c\""));
+        assert!(frames[1].starts_with("event: token_removed\n"));
+        assert!(frames[1].contains("\"label\":\"a\"") && frames[1].ends_with("\n\n"));
+        assert!(token_changes(&set(&[("a", 1)]), &set(&[("a", 1)])).is_empty());
+    }
+
+    #[tokio::test]
+    async fn publish_reaches_subscribers_and_drops_those_gone() {
+        let hub = EventHub::new(Duration::from_secs(60));
+        let (tx, mut rx) = mpsc::channel(4);
+        let (gone, gone_rx) = mpsc::channel(4);
+        drop(gone_rx);
+        hub.subscribers().extend([tx, gone]);
+        hub.publish(&Event::JobProgress {
+            job: "j".into(),
+            done: 1,
+            total: 2,
+            state: "running".into(),
+        });
+        let frame = rx.recv().await.unwrap();
+        assert!(String::from_utf8_lossy(&frame).contains("\"done\":1"));
+        assert_eq!(hub.subscribers().len(), 1);
     }
 }

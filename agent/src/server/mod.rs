@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod body;
+pub mod certcache;
+pub mod client;
 pub mod consent;
 pub mod credential;
 pub mod endpoint;
@@ -19,10 +21,11 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod gate;
+pub mod jobs;
 pub mod pin;
 pub mod policy;
 mod routes;
-pub mod signing_key;
+pub mod store;
 pub mod tls;
 
 pub use routes::openapi_yaml;
@@ -71,6 +74,10 @@ pub struct ServeOptions {
     pub max_json_body: usize,
     /// How often tokens are polled while someone listens to events.
     pub poll_interval: Duration,
+    /// Largest uploaded bid file.
+    pub max_upload: u64,
+    /// Trust anchors for vendors' certificates when opening bids.
+    pub trust: crate::bids::trust::TrustStore,
 }
 
 impl ServeOptions {
@@ -86,6 +93,8 @@ impl ServeOptions {
             body_timeout: Duration::from_secs(30),
             max_json_body: 4 << 20,
             poll_interval: Duration::from_secs(1),
+            max_upload: 2 << 30,
+            trust: Default::default(),
         }
     }
 }
@@ -164,9 +173,11 @@ pub async fn bind(service: TokenService, opts: ServeOptions) -> Result<Daemon, S
         BodyLimits {
             max_json: opts.max_json_body,
             timeout: opts.body_timeout,
+            max_upload: opts.max_upload,
         },
         url.clone(),
         work_dir,
+        opts.trust.clone(),
     ));
     endpoint::write(files, &url).map_err(|source| ServeError::Endpoint {
         path: files.endpoint().display().to_string(),
@@ -258,6 +269,9 @@ impl Daemon {
                     .timer(TokioTimer::new())
                     .header_read_timeout(header_timeout)
                     .max_buf_size(64 * 1024)
+                    // One buffer per response: one TLS record and one write instead of one per
+                    // part (rustls does not coalesce vectored writes).
+                    .writev(false)
                     .serve_connection(TokioIo::new(tls), service);
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");

@@ -1,5 +1,6 @@
 //! The `/v1` API: the gate first, then one handler per endpoint, dispatched from here.
 
+mod bids;
 mod certificates;
 mod consent;
 mod openapi;
@@ -112,6 +113,30 @@ async fn route(
         },
         "/v1/openapi" => match method {
             Method::GET => Ok(openapi::get()),
+            m => Err(method_not_allowed(&m, &path, "GET")),
+        },
+        "/v1/files" => match method {
+            Method::POST => bids::upload(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/seal" => match method {
+            Method::POST => bids::seal(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/open" => match method {
+            Method::POST => bids::open(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        p if p.starts_with("/v1/files/") => {
+            let id = &p["/v1/files/".len()..];
+            match method {
+                Method::GET => bids::download(app, caller, id).await,
+                Method::DELETE => bids::delete(app, caller, id),
+                m => Err(method_not_allowed(&m, &path, "GET, DELETE")),
+            }
+        }
+        p if p.starts_with("/v1/jobs/") => match method {
+            Method::GET => bids::job(app, caller, &p["/v1/jobs/".len()..]),
             m => Err(method_not_allowed(&m, &path, "GET")),
         },
         _ => Err(not_found(&path)),

@@ -14,16 +14,17 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::bids::TokenKey;
 use crate::cms::DigestAlgorithm;
 use crate::cms::sign::SignOptions;
 use crate::pin::PinSource;
+use crate::protocol::ErrorCode;
 use crate::server::app::App;
 use crate::server::body::{RespBody, b64, json_response, read_json, unb64};
 use crate::server::error::ApiError;
 use crate::server::gate::Caller;
 use crate::server::pin::{ApiPin, RequestPin};
-use crate::server::signing_key::TokenSigningKey;
-use crate::token::{CertSelector, HashAlg, SignRequest, SignScheme};
+use crate::token::{CertSelector, CertificateEntry, HashAlg, SignRequest, SignScheme};
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -106,72 +107,100 @@ pub async fn post(
         Scheme::Ecdsa => SignScheme::Ecdsa,
     });
     let pin: Arc<dyn PinSource> = Arc::new(RequestPin::new(body.pin, body.final_try));
-    let cert = app.service.find_certificate(&selector).await?;
-    tracing::info!(caller = %caller.describe(), certificate = %cert.info.fingerprint_sha256, ?format, "sign");
     let request = SignRequest { scheme, hash };
-    let result = match (input, format) {
-        (Input::Digest(digest), _) => app
-            .service
-            .sign_digest(&cert, &request, digest, pin)
-            .await
-            .map(|sig| (Some(b64(&sig)), None)),
-        (Input::Data(data), Format::Raw) => app
-            .service
-            .sign_digest(&cert, &request, hash.digest(&data), pin)
-            .await
-            .map(|sig| (Some(b64(&sig)), None)),
+    let detached = body.detached.unwrap_or(false);
+    if format == Format::Cms && scheme == Some(SignScheme::RsaPss) {
+        return Err(ApiError::bad_request(
+            "CMS signatures use PKCS#1 v1.5 (RSA) or ECDSA; leave scheme out",
+        ));
+    }
+    // Look the certificate up (cached); if the token or key turned out to be gone, look again
+    // once — these errors come before any PIN is tried or after a successful login.
+    let mut cert = app.certs.find(&app.service, &selector).await?;
+    let mut result = sign_once(app, &cert, &request, &input, format, detached, &pin).await;
+    if let Err(e) = &result
+        && (e.code == ErrorCode::TokenAbsent || e.code == ErrorCode::KeyNotFound)
+    {
+        app.certs.clear();
+        cert = app.certs.find(&app.service, &selector).await?;
+        result = sign_once(app, &cert, &request, &input, format, detached, &pin).await;
+    }
+    app.token_used().await;
+    tracing::debug!(caller = %caller.describe(), certificate = %cert.info.fingerprint_sha256, ?format, ok = result.is_ok(), "sign");
+    let output = result?;
+    let (signature, cms, scheme) = match output {
+        Output::Signature(sig) => (
+            Some(b64(&sig)),
+            None,
+            Some(scheme.unwrap_or(match cert.info.public_key {
+                crate::certinfo::PublicKey::Ec { .. } => SignScheme::Ecdsa,
+                _ => SignScheme::RsaPkcs1,
+            })),
+        ),
+        Output::Cms(der) => (None, Some(b64(&der)), None),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &SignResponse {
+            certificate: cert.info.fingerprint_sha256.clone(),
+            hash: hash.name(),
+            scheme,
+            signature,
+            cms,
+        },
+    ))
+}
+
+enum Output {
+    Signature(Vec<u8>),
+    Cms(Vec<u8>),
+}
+
+async fn sign_once(
+    app: &Arc<App>,
+    cert: &CertificateEntry,
+    request: &SignRequest,
+    input: &Input,
+    format: Format,
+    detached: bool,
+    pin: &Arc<dyn PinSource>,
+) -> Result<Output, ApiError> {
+    let hash = request.hash;
+    match (input, format) {
+        (Input::Digest(digest), _) => Ok(Output::Signature(
+            app.service
+                .sign_digest(cert, request, digest.clone(), Arc::clone(pin))
+                .await?,
+        )),
+        (Input::Data(data), Format::Raw) => Ok(Output::Signature(
+            app.service
+                .sign_digest(cert, request, hash.digest(data), Arc::clone(pin))
+                .await?,
+        )),
         (Input::Data(data), Format::Cms) => {
-            if scheme == Some(SignScheme::RsaPss) {
-                return Err(ApiError::bad_request(
-                    "CMS signatures use PKCS#1 v1.5 (RSA) or ECDSA; leave scheme out",
-                ));
-            }
-            let key = TokenSigningKey {
-                service: app.service.clone(),
-                cert: cert.clone(),
-                pin,
-            };
+            let key = TokenKey::new(
+                app.service.clone(),
+                cert.clone(),
+                Vec::new(),
+                Arc::clone(pin),
+            );
             let opts = SignOptions {
                 digest: match hash {
                     HashAlg::Sha256 => DigestAlgorithm::Sha256,
                     HashAlg::Sha384 => DigestAlgorithm::Sha384,
                     HashAlg::Sha512 => DigestAlgorithm::Sha512,
                 },
-                detached: body.detached.unwrap_or(false),
+                detached,
                 signing_time: None,
             };
             let work_dir = app.work_dir.clone();
-            let cms = tokio::task::spawn_blocking(move || cms_sign(&key, &data, &opts, &work_dir))
+            let data = data.clone();
+            tokio::task::spawn_blocking(move || cms_sign(&key, &data, &opts, &work_dir))
                 .await
-                .map_err(|e| ApiError::internal(format!("signing task failed: {e}")))?;
-            app.token_used().await;
-            return Ok(json_response(
-                StatusCode::OK,
-                &SignResponse {
-                    certificate: cert.info.fingerprint_sha256.clone(),
-                    hash: hash.name(),
-                    scheme: None,
-                    signature: None,
-                    cms: Some(b64(&cms?)),
-                },
-            ));
+                .map_err(|e| ApiError::internal(format!("signing task failed: {e}")))?
+                .map(Output::Cms)
         }
-    };
-    app.token_used().await;
-    let (signature, cms) = result?;
-    Ok(json_response(
-        StatusCode::OK,
-        &SignResponse {
-            certificate: cert.info.fingerprint_sha256.clone(),
-            hash: hash.name(),
-            scheme: Some(scheme.unwrap_or(match cert.info.public_key {
-                crate::certinfo::PublicKey::Ec { .. } => SignScheme::Ecdsa,
-                _ => SignScheme::RsaPkcs1,
-            })),
-            signature,
-            cms,
-        },
-    ))
+    }
 }
 
 enum Input {
@@ -182,7 +211,7 @@ enum Input {
 /// CMS SignedData over `data`, through temporary files in the daemon's private work folder
 /// (the CMS signer streams files).
 fn cms_sign(
-    key: &TokenSigningKey,
+    key: &TokenKey,
     data: &[u8],
     opts: &SignOptions,
     work_dir: &std::path::Path,
