@@ -45,7 +45,7 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Builds `segel` once per process (`$CARGO build -q -p segel-agent --bin segel`) and returns
+/// Builds `segel` once per process (`$CARGO build -q --workspace --bin segel`) and returns
 /// `<target>/debug/segel`. A failed build is reported to every caller.
 pub fn segel_bin() -> Result<PathBuf> {
     static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
@@ -58,7 +58,9 @@ fn build() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     run(
         Command::new(cargo)
-            .args(["build", "-q", "-p", "segel-agent", "--bin", "segel"])
+            // `--workspace` resolves features as the test build does, so this build reuses
+            // it instead of rebuilding rustls & co. with another feature set.
+            .args(["build", "-q", "--workspace", "--bin", "segel"])
             .current_dir(workspace_root()),
         &[],
     )
