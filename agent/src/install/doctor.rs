@@ -443,6 +443,7 @@ impl Doctor<'_> {
             })
             && !specs.iter().any(|s| s.path == m)
             && self.explicit_modules.is_empty()
+            && self.config.as_ref().is_ok_and(|c| c.search_modules)
         {
             specs.push(ModuleSpec {
                 path: m,
