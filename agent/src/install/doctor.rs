@@ -480,7 +480,10 @@ impl Doctor<'_> {
                 module::ModuleSource::UsualPath => "usual path".to_owned(),
             };
             match module::load(&spec) {
-                Ok(_) => {
+                Ok(loaded) => {
+                    // Never unloaded: dlclose of a module whose helper threads (pcsc-lite,
+                    // GLib) still run crashes the process at exit. The process ends soon.
+                    std::mem::forget(loaded);
                     out.push(self.check(
                         "module",
                         subject,
@@ -572,6 +575,8 @@ impl Doctor<'_> {
             }
         };
         let now = SystemTime::now();
+        // Kept loaded until the process exits (see module_checks).
+        std::mem::forget(service.clone());
         let mut out = Vec::new();
         let mut fine = 0;
         for c in certs.iter().filter(|c| c.key_evidence.is_some()) {
