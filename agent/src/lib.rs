@@ -15,6 +15,7 @@ pub mod cli;
 pub mod cms;
 pub mod config;
 pub mod enroll;
+pub mod install;
 pub mod pcsc;
 pub mod pin;
 pub mod protocol;

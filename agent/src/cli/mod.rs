@@ -8,9 +8,11 @@ mod certs;
 mod consent;
 mod decrypt;
 pub mod demo;
+mod doctor;
 mod endpoint;
 mod enroll;
 mod import_cert;
+mod install;
 mod native_host;
 mod open;
 mod output;
@@ -104,6 +106,12 @@ pub enum Command {
     Consent(consent::Args),
     /// Native-messaging host for Segel's browser extension (started by the browser).
     NativeHost(native_host::Args),
+    /// Set Segel up for this user: daemon at login, browsers, local CA trust, p11-kit.
+    Install(install::Args),
+    /// Remove what `segel install` set up (--purge: also config and state).
+    Uninstall(install::UninstallArgs),
+    /// Find out what is wrong (daemon, certificates, browsers, modules, pcscd), with fixes.
+    Doctor(doctor::Args),
 }
 
 /// What every command gets: options, config and a lazily started token service.
@@ -173,8 +181,12 @@ pub fn log_filter(verbose: u8, config_level: Option<&str>) -> String {
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let json = cli.global.json;
-    let config = match Config::load(cli.global.config.as_deref()) {
-        Ok(c) => c,
+    let (config, config_error) = match Config::load(cli.global.config.as_deref()) {
+        Ok(c) => (c, None),
+        // `doctor` reports a broken config file among its findings.
+        Err(e) if matches!(cli.command, Command::Doctor(_)) => {
+            (Config::default(), Some(e.to_string()))
+        }
         Err(e) => return output::report_error(&CliError::from(e), json),
     };
     init_logging(&log_filter(cli.global.verbose, config.log.as_deref()));
@@ -197,6 +209,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Endpoint(args) => endpoint::run(&ctx, args).map(|()| 0),
         Command::Consent(args) => consent::run(&ctx, args).map(|()| 0),
         Command::NativeHost(args) => native_host::run(&ctx, args).map(|()| 0),
+        Command::Install(args) => install::run(&ctx, args).map(|()| 0),
+        Command::Uninstall(args) => install::uninstall(&ctx, args).map(|()| 0),
+        Command::Doctor(args) => doctor::run(&ctx, config_error, args),
     };
     ctx.finish();
     match result {
