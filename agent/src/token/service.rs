@@ -112,7 +112,10 @@ struct LoginInner {
     /// Module generation at which the login happened; `None` when logged out.
     logged_in_at: Option<u64>,
     /// The PIN source whose PIN was just refused: it must not be tried again.
-    refused_source: Option<usize>,
+    /// Held weakly: the allocation stays reserved while we remember it, so a later PIN source
+    /// can never be mistaken for this one by reusing its address (comparing bare addresses did:
+    /// a daemon request's fresh PIN was refused unsent after an earlier request's wrong one).
+    refused_source: Option<std::sync::Weak<dyn PinSource>>,
 }
 
 /// Per-token state shared by its workers and the service.
@@ -235,7 +238,6 @@ impl SessionState {
         if state.logged_in_at == Some(generation) {
             return Ok(());
         }
-        let source_id = Arc::as_ptr(pin) as *const () as usize;
         let desc = self.description()?;
         if !desc.flags.login_required {
             state.logged_in_at = Some(generation);
@@ -244,7 +246,11 @@ impl SessionState {
         if desc.flags.pin_locked {
             return Err(TokenError::PinLocked);
         }
-        if state.refused_source == Some(source_id) {
+        if state
+            .refused_source
+            .as_ref()
+            .is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(pin)))
+        {
             return Err(pin_incorrect(&desc));
         }
         if desc.flags.pin_final_try && !pin.allow_final_try() {
@@ -265,7 +271,7 @@ impl SessionState {
             Err(e) => {
                 let err = TokenError::from(e);
                 if let TokenError::PinIncorrect { .. } = err {
-                    state.refused_source = Some(source_id);
+                    state.refused_source = Some(Arc::downgrade(pin));
                     let after = self.description()?;
                     if after.flags.pin_locked {
                         return Err(TokenError::PinLocked);
