@@ -3,7 +3,12 @@
 //! The error codes here are a stable contract: the page library re-throws them as
 //! `Error.code`, scripts match on them in `--json` output. Add codes; never rename one.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
+
+use crate::certinfo::{Usage, rfc3339};
+use crate::token::CertificateEntry;
 
 /// A stable, machine-readable error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -140,6 +145,50 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// One certificate as `segel certs --json` lists it and the API returns it (a stable
+/// contract; the API adds `valid_now` and the certificate itself).
+#[derive(Debug, Serialize)]
+pub struct CertRow {
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_left: i64,
+    pub key_type: &'static str,
+    pub key_bits: Option<usize>,
+    pub usage: Vec<Usage>,
+    pub token: String,
+    pub token_serial: String,
+    pub label: String,
+    pub id: String,
+    /// How the private key was found: "private-key", "public-key" (before login), or null.
+    pub private_key: Option<&'static str>,
+}
+
+impl CertRow {
+    pub fn from_entry(c: &CertificateEntry, now: SystemTime) -> Self {
+        CertRow {
+            fingerprint_sha256: c.info.fingerprint_sha256.clone(),
+            subject: c.info.subject.clone(),
+            issuer: c.info.issuer.clone(),
+            serial: c.info.serial.clone(),
+            not_before: rfc3339(c.info.not_before),
+            not_after: rfc3339(c.info.not_after),
+            days_left: c.info.days_left(now),
+            key_type: c.info.public_key.type_name(),
+            key_bits: c.info.public_key.bits(),
+            usage: c.usage.clone(),
+            token: c.token_label.clone(),
+            token_serial: c.token_serial.clone(),
+            label: c.label.clone(),
+            id: hex::encode(&c.id),
+            private_key: c.key_evidence,
+        }
     }
 }
 

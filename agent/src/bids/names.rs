@@ -42,7 +42,6 @@ pub fn check_name(name: &str) -> Vec<String> {
         ));
     }
     let mut bad: Vec<char> = name.chars().filter(|c| FORBIDDEN.contains(c)).collect();
-    bad.dedup();
     bad.sort_unstable();
     bad.dedup();
     if !bad.is_empty() {

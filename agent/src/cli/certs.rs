@@ -2,12 +2,10 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
-
 use super::output::{print_json, print_table};
 use super::{CliError, Context};
-use crate::certinfo::{Usage, rfc3339};
-use crate::token::CertificateEntry;
+use crate::certinfo::Usage;
+use crate::protocol::CertRow;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,49 +15,6 @@ pub struct Args {
     /// Also certificates without a private key on the token (CA certificates).
     #[arg(long)]
     pub all: bool,
-}
-
-/// One row of `segel certs --json` (a stable contract).
-#[derive(Debug, Serialize)]
-pub struct CertRow {
-    pub fingerprint_sha256: String,
-    pub subject: String,
-    pub issuer: String,
-    pub serial: String,
-    pub not_before: String,
-    pub not_after: String,
-    pub days_left: i64,
-    pub key_type: &'static str,
-    pub key_bits: Option<usize>,
-    pub usage: Vec<Usage>,
-    pub token: String,
-    pub token_serial: String,
-    pub label: String,
-    pub id: String,
-    /// How the private key was found: "private-key", "public-key" (before login), or null.
-    pub private_key: Option<&'static str>,
-}
-
-impl CertRow {
-    pub fn from_entry(c: &CertificateEntry, now: SystemTime) -> Self {
-        CertRow {
-            fingerprint_sha256: c.info.fingerprint_sha256.clone(),
-            subject: c.info.subject.clone(),
-            issuer: c.info.issuer.clone(),
-            serial: c.info.serial.clone(),
-            not_before: rfc3339(c.info.not_before),
-            not_after: rfc3339(c.info.not_after),
-            days_left: c.info.days_left(now),
-            key_type: c.info.public_key.type_name(),
-            key_bits: c.info.public_key.bits(),
-            usage: c.usage.clone(),
-            token: c.token_label.clone(),
-            token_serial: c.token_serial.clone(),
-            label: c.label.clone(),
-            id: hex::encode(&c.id),
-            private_key: c.key_evidence,
-        }
-    }
 }
 
 /// The first RDN of a subject (normally CN=…): the full subject is in `--json`.

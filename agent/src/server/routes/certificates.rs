@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::certinfo::{Usage, rfc3339};
+use crate::certinfo::Usage;
+use crate::protocol::CertRow;
 use crate::server::app::App;
 use crate::server::body::{RespBody, b64, json_response};
 use crate::server::error::ApiError;
@@ -20,24 +21,12 @@ pub async fn tokens(app: &Arc<App>) -> Result<Response<RespBody>, ApiError> {
     ))
 }
 
-/// One certificate in the API.
+/// One certificate in the API: the CLI's row, whether it is valid now, and the certificate.
 #[derive(Debug, Serialize)]
 pub struct CertificateView {
-    pub fingerprint_sha256: String,
-    pub subject: String,
-    pub issuer: String,
-    pub serial: String,
-    pub not_before: String,
-    pub not_after: String,
-    pub days_left: i64,
+    #[serde(flatten)]
+    pub row: CertRow,
     pub valid_now: bool,
-    pub key_type: &'static str,
-    pub key_bits: Option<usize>,
-    pub usage: Vec<Usage>,
-    pub token: String,
-    pub token_serial: String,
-    pub label: String,
-    pub private_key: Option<&'static str>,
     /// The certificate, DER in base64.
     pub certificate: String,
 }
@@ -45,21 +34,8 @@ pub struct CertificateView {
 impl CertificateView {
     fn from_entry(c: &CertificateEntry, now: SystemTime) -> Self {
         CertificateView {
-            fingerprint_sha256: c.info.fingerprint_sha256.clone(),
-            subject: c.info.subject.clone(),
-            issuer: c.info.issuer.clone(),
-            serial: c.info.serial.clone(),
-            not_before: rfc3339(c.info.not_before),
-            not_after: rfc3339(c.info.not_after),
-            days_left: c.info.days_left(now),
+            row: CertRow::from_entry(c, now),
             valid_now: c.info.check_validity(now).is_ok(),
-            key_type: c.info.public_key.type_name(),
-            key_bits: c.info.public_key.bits(),
-            usage: c.usage.clone(),
-            token: c.token_label.clone(),
-            token_serial: c.token_serial.clone(),
-            label: c.label.clone(),
-            private_key: c.key_evidence,
             certificate: b64(&c.info.der),
         }
     }
