@@ -429,13 +429,12 @@ fn autostart_fallback_starts_the_daemon_and_uninstall_stops_it() -> Result<()> {
     home.envs.extend(hsm.envs());
     // The token's module only, and a free port (the default one may be taken by another test).
     std::fs::create_dir_all(home.path().join(".config/segel"))?;
-    std::fs::write(
-        home.path().join(".config/segel/config.toml"),
-        format!(
-            "search_modules = false\nmodules = [\"{}\"]\n[daemon]\nport = 0\n",
-            segel_tests::softhsm::SoftHsm::MODULE
-        ),
-    )?;
+    let config = home.path().join(".config/segel/config.toml");
+    let user_config = format!(
+        "# mine\nsearch_modules = false\nmodules = [\"{}\"]\n[daemon]\nport = 0 # any\n",
+        segel_tests::softhsm::SoftHsm::MODULE
+    );
+    std::fs::write(&config, &user_config)?;
     // Auto with no user manager (SEGEL_SYSTEMCTL does not exist): autostart, started now.
     let out = home.segel(&["install"])?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -455,7 +454,18 @@ fn autostart_fallback_starts_the_daemon_and_uninstall_stops_it() -> Result<()> {
     );
     let ep2 = home.segel_ok(&["endpoint", "--json"])?;
     ensure!(ep2["url"] == ep["url"]);
+    // The daemon accepts Segel's extension: install added its origin to the user's config.
+    let edited: toml::Table = toml::from_str(&std::fs::read_to_string(&config)?)?;
+    ensure!(
+        edited["daemon"]["extension_origins"]
+            == toml::Value::Array(vec![format!("chrome-extension://{CHROMIUM_ID}").into()]),
+        "{edited}"
+    );
     home.segel_ok(&["uninstall", "--json"])?;
     ensure!(!endpoint.exists(), "daemon still running after uninstall");
+    ensure!(
+        std::fs::read_to_string(&config)? == user_config,
+        "uninstall must give the user's config back as it was"
+    );
     Ok(())
 }

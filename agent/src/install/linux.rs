@@ -196,6 +196,13 @@ impl Platform for Linux {
         steps.push(Step::MakeCa {
             dir: files.tls_dir(),
         });
+        // Before the daemon starts: it reads the extension origins once.
+        steps.push(Step::AllowExtension {
+            config: self.paths.config_file(),
+            origins: vec![format!("chrome-extension://{CHROMIUM_EXTENSION_ID}")],
+            added: Vec::new(),
+            created_file: false,
+        });
 
         // Native messaging: one launcher, a manifest per browser.
         let host = self.native_host_path();
@@ -354,6 +361,17 @@ impl Platform for Linux {
                 crate::server::tls::ensure(&files, crate::server::tls::DEFAULT_RENEW_DAYS)
                     .map_err(|e| InstallError::Other(e.to_string()))?;
             }
+            Step::AllowExtension {
+                config, origins, ..
+            } => {
+                let added = super::daemon_config::allow_extension(config, origins)?;
+                return Ok(Step::AllowExtension {
+                    config: config.clone(),
+                    origins: origins.clone(),
+                    added: added.origins,
+                    created_file: added.created_file,
+                });
+            }
             Step::TrustCa { store, ca, .. } => {
                 let mut created_db = false;
                 if !nss::exists(&store.nss_dir) {
@@ -441,6 +459,15 @@ impl Platform for Linux {
                 Err(e) => report
                     .problems
                     .push(format!("cannot remove {}: {e}", path.display())),
+            },
+            Step::AllowExtension {
+                config,
+                added,
+                created_file,
+                ..
+            } => match super::daemon_config::disallow_extension(config, added, *created_file) {
+                Ok(done) => report.removed.extend(done),
+                Err(e) => report.problems.push(e.to_string()),
             },
             Step::TrustCa {
                 store, created_db, ..
