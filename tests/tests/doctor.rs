@@ -566,6 +566,13 @@ fn doctor_ends_and_reports_a_pcscd_that_never_answers() -> Result<()> {
             && pcscd.3.contains("restart"),
         "{pcscd:?}"
     );
+    // OpenSC's C_Initialize waits on this pcscd forever: a module that hangs, bounded too.
+    ensure!(
+        f.iter().any(|c| c.0 == "module"
+            && c.1.ends_with("opensc-pkcs11.so")
+            && c.3.contains("C_Initialize")),
+        "OpenSC's hung C_Initialize not reported: {f:#?}"
+    );
     // Everything else that failed is a check that waited on this pcscd (OpenSC's C_Initialize,
     // or the tokens behind it), each reported as timed out with a fix.
     for c in f.iter().filter(|c| c.0 != "pcscd") {
