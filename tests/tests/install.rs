@@ -215,6 +215,11 @@ fn install_dry_run_install_twice_uninstall_purge() -> Result<()> {
     let home = Home::new()?;
     let shim = segel_tests::shim::module_path()?;
     let shim_arg = shim.display().to_string();
+    // Firefox ran with Segel's add-on: its per-profile origin is in prefs.js.
+    std::fs::write(
+        home.profile().join("prefs.js"),
+        "user_pref(\"extensions.webextensions.uuids\", \"{\\\"segel@segel.id\\\":\\\"5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11\\\"}\");\n",
+    )?;
     // segel_cmd makes the XDG folders: take the "before" picture after one harmless run.
     home.segel(&["--version"])?;
     let before = tree(home.path());
@@ -278,6 +283,18 @@ fn install_dry_run_install_twice_uninstall_purge() -> Result<()> {
     ];
     home.segel_ok(&args)?;
     check_installed(&home, &shim)?;
+    // The daemon accepts Segel's extension in Chromium and in that Firefox profile.
+    let config: toml::Table = toml::from_str(&std::fs::read_to_string(
+        home.path().join(".config/segel/config.toml"),
+    )?)?;
+    ensure!(
+        config["daemon"]["extension_origins"]
+            == toml::Value::Array(vec![
+                format!("chrome-extension://{CHROMIUM_ID}").into(),
+                "moz-extension://5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11".into(),
+            ]),
+        "{config}"
+    );
     let desktop = std::fs::read_to_string(home.path().join(".config/autostart/segel.desktop"))?;
     ensure!(
         desktop.contains("\" serve") && desktop.contains("[Desktop Entry]"),

@@ -5,13 +5,54 @@
 //! Edited with `toml_edit`, so the user's comments, order and other keys stay as they were;
 //! the install records what it added (and whether it made the file), so uninstall takes out
 //! exactly that.
+//!
+//! Chromium's origin is fixed by the extension's key. Firefox gives an add-on a random
+//! `moz-extension://UUID` per profile, kept in the profile's `prefs.js`
+//! (`extensions.webextensions.uuids`); [`firefox_origins`] reads it where Segel's add-on is
+//! installed already.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use super::InstallError;
 use crate::server::files::write_private;
+
+/// The `moz-extension://UUID` of the add-on `addon_id` in each Firefox profile folder that has
+/// one (the profile's `prefs.js`, `user_pref("extensions.webextensions.uuids", "{…JSON…}")`).
+pub fn firefox_origins(profiles: &[PathBuf], addon_id: &str) -> Vec<String> {
+    const PREF: &str = "user_pref(\"extensions.webextensions.uuids\",";
+    let mut out = Vec::new();
+    for dir in profiles {
+        let Ok(prefs) = std::fs::read_to_string(dir.join("prefs.js")) else {
+            continue;
+        };
+        let Some(value) = prefs.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(PREF)?
+                .trim()
+                .strip_suffix(");")
+                .map(str::trim)
+                .map(str::to_owned)
+        }) else {
+            continue;
+        };
+        // The pref's value is a JS string literal holding JSON; JSON reads the literal too.
+        let uuid = serde_json::from_str::<String>(&value)
+            .ok()
+            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
+            .and_then(|map| map.get(addon_id)?.as_str().map(str::to_owned));
+        if let Some(uuid) = uuid
+            .filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            let origin = format!("moz-extension://{uuid}");
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+    }
+    out
+}
 
 /// What [`allow_extension`] changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -168,6 +209,34 @@ mod tests {
         let done = disallow_extension(&config, &added.origins, false).unwrap();
         assert_eq!(done.len(), 1);
         assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+    }
+
+    #[test]
+    fn firefox_origin_from_the_profile_prefs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        for d in [&a, &b, &c] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(
+            a.join("prefs.js"),
+            "// Mozilla User Preferences\nuser_pref(\"browser.x\", 1);\nuser_pref(\"extensions.webextensions.uuids\", \"{\\\"other@x\\\":\\\"1111\\\",\\\"segel@segel.id\\\":\\\"5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11\\\"}\");\n",
+        )
+        .unwrap();
+        // Segel's add-on not in this profile; no prefs.js in the third.
+        std::fs::write(
+            b.join("prefs.js"),
+            "user_pref(\"extensions.webextensions.uuids\", \"{\\\"other@x\\\":\\\"1111\\\"}\");\n",
+        )
+        .unwrap();
+        assert_eq!(
+            firefox_origins(&[a, b, c], "segel@segel.id"),
+            ["moz-extension://5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11"]
+        );
     }
 
     #[test]

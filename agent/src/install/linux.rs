@@ -196,10 +196,19 @@ impl Platform for Linux {
         steps.push(Step::MakeCa {
             dir: files.tls_dir(),
         });
-        // Before the daemon starts: it reads the extension origins once.
+        // Before the daemon starts: it reads the extension origins once. Firefox's origin is
+        // known only where the add-on is installed already (random per profile).
+        let profiles: Vec<PathBuf> = nss::firefox_profiles(&self.home)
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect();
+        let firefox = super::daemon_config::firefox_origins(&profiles, FIREFOX_EXTENSION_ID);
+        let firefox_pending = !profiles.is_empty() && firefox.is_empty();
+        let mut origins = vec![format!("chrome-extension://{CHROMIUM_EXTENSION_ID}")];
+        origins.extend(firefox);
         steps.push(Step::AllowExtension {
             config: self.paths.config_file(),
-            origins: vec![format!("chrome-extension://{CHROMIUM_EXTENSION_ID}")],
+            origins,
             added: Vec::new(),
             created_file: false,
         });
@@ -334,6 +343,14 @@ impl Platform for Linux {
             ),
         };
         steps.push(Step::Instruction { text });
+        if firefox_pending {
+            steps.push(Step::Instruction {
+                text:
+                    "Firefox gives the add-on its own address in each profile: once it is loaded, \
+                       run `segel install` again so the daemon accepts it"
+                        .to_owned(),
+            });
+        }
         Ok(steps)
     }
 
