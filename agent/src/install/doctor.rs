@@ -478,6 +478,7 @@ impl Doctor<'_> {
                     "p11-kit (~/.config/pkcs11/modules, /usr/share/p11-kit/modules)".to_owned()
                 }
                 module::ModuleSource::UsualPath => "usual path".to_owned(),
+                module::ModuleSource::Atr => "ATR table (a card present)".to_owned(),
             };
             match module::load(&spec) {
                 Ok(loaded) => {

@@ -137,6 +137,30 @@ impl AtrTable {
         })
     }
 
+    /// The module file for a card with this ATR: the first of the matching entry's modules
+    /// for this platform that exists on disk. `None` for an unknown ATR or no module installed.
+    pub fn module_for(&self, atr: &[u8]) -> Option<std::path::PathBuf> {
+        self.lookup(atr)?
+            .modules
+            .current()
+            .iter()
+            .find_map(|name| crate::token::module::resolve_module_name(name))
+    }
+
+    /// Whether `path` is a module some entry names for this platform (such a module reaches
+    /// its tokens through PC/SC readers).
+    pub fn names_module(&self, path: &Path) -> bool {
+        let Some(file) = path.file_name() else {
+            return false;
+        };
+        self.entries.iter().any(|e| {
+            e.modules.current().iter().any(|m| {
+                let m = Path::new(m);
+                m == path || m.file_name() == Some(file)
+            })
+        })
+    }
+
     /// Every entry, in match order.
     pub fn entries(&self) -> &[CardEntry] {
         &self.entries
