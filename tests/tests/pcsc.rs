@@ -1262,3 +1262,115 @@ fn pcsc_module_reinitialisation_does_not_disturb_a_softhsm_token_signing_meanwhi
     envs.push(("SOFTHSM_MODULE".into(), hsm.module_path().into()));
     run_in_child(NAME, &envs)
 }
+
+/// OpenSC lines about `what` from its debug log (the evidence a test prints on failure).
+fn opensc_log_lines(log: &Path, what: &[&str]) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| what.iter().any(|w| l.contains(w)))
+        .collect();
+    lines[lines.len().saturating_sub(12)..].join("\n")
+}
+
+/// Enrolment on a PIV card through OpenSC's PKCS#11 module is not possible: OpenSC creates
+/// keys and objects (C_GenerateKeyPair, C_CreateObject) only through its pkcs15init layer with
+/// a card profile, and it has no pkcs15init driver for PIV (PIV keys and certificates are
+/// written with `piv-tool`, see `pcsc_enrolment_with_opensc_piv_tool_needs_the_management_key`).
+/// This pins down what Segel does there: a clear refusal, nothing written to the card, and
+/// OpenSC's own answers as the evidence.
+#[test]
+fn pcsc_enroll_and_import_on_a_piv_card_are_refused_clearly_because_opensc_cannot_write_piv_objects()
+-> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::vpiv::applet::DEFAULT_MANAGEMENT_KEY;
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let key_9a_before = card.state().key(0x9a).map(|k| k.public_template());
+    // OpenSC's PIV driver takes the 9B management key from the file PIV_EXT_AUTH_KEY names.
+    let key_file = rig.path("management.key");
+    std::fs::write(&key_file, hex::encode(DEFAULT_MANAGEMENT_KEY))?;
+    let dbg = rig.path("opensc-debug.log");
+    std::fs::write(
+        rig.opensc_conf(),
+        format!(
+            "app default {{\n debug = 3;\n debug_file = {};\n}}\n",
+            dbg.display()
+        ),
+    )?;
+    let run = |args: &[&str]| -> Result<Output> {
+        let mut cmd = segel_cmd(&rig.envs(), rig.home.path())?;
+        cmd.env("SEGEL_PIN", PIN)
+            .env("PIV_EXT_AUTH_KEY", &key_file)
+            .args(["--module", OPENSC_MODULE, "--json"])
+            .args(args);
+        Ok(cmd.output()?)
+    };
+
+    // The card's mechanism list, as OpenSC reports it: signing and decryption, no key-pair
+    // generation — so Segel refuses before asking the card for anything.
+    let mechanisms =
+        segel_tests::softhsm::pkcs11_tool(Path::new(OPENSC_MODULE), &rig.envs(), &["-M"])?;
+    ensure!(
+        mechanisms.contains("RSA-X-509") && !mechanisms.contains("KEY-PAIR-GEN"),
+        "OpenSC's PIV mechanisms: {mechanisms}"
+    );
+    let csr = s(&rig.path("card.csr"));
+    let out = run(&[
+        "enroll",
+        "--token",
+        "Budi Santoso",
+        "--key",
+        "rsa2048",
+        "--name",
+        "Budi Santoso",
+        "--email",
+        "budi@majujaya.co.id",
+        "--org",
+        "PT Maju Jaya Konstruksi",
+        "--unit",
+        "Direktur",
+        "--city",
+        "Balikpapan",
+        "--province",
+        "Kalimantan Timur",
+        "--out",
+        &csr,
+    ])?;
+    ensure!(error_code(&out)? == "MECHANISM_UNSUPPORTED", "{out:?}");
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("cannot generate rsa2048 keys"),
+        "{out:?}"
+    );
+    ensure!(!rig.path("card.csr").exists(), "no request written");
+
+    // Importing a CA certificate next to the card's key: OpenSC refuses the C_CreateObject.
+    let chain = rig.path("chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            fixture("vendor-rsa2048")?.cert_pem,
+            fixture("issuing-ca")?.cert_pem,
+        ]
+        .concat(),
+    )?;
+    let out = run(&["import-cert", "--token", "Budi Santoso", &s(&chain)])?;
+    ensure!(
+        error_code(&out)? == "MECHANISM_UNSUPPORTED"
+            && String::from_utf8_lossy(&out.stdout).contains("cannot create objects"),
+        "OpenSC stores no object on a PIV card: {out:?}"
+    );
+    eprintln!(
+        "segel import-cert on the PIV card: {}\nOpenSC: {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        opensc_log_lines(&dbg, &["C_CreateObject", "pkcs15init", "profile"])
+    );
+    let state = card.state();
+    ensure!(
+        state.key(0x9a).map(|k| k.public_template()) == key_9a_before
+            && state.key(0x9c).is_none()
+            && state.object(&[0x5f, 0xc1, 0x0a]).is_none(),
+        "the card is unchanged"
+    );
+    Ok(())
+}

@@ -468,7 +468,7 @@ impl TokenAdmin {
         let subject = enc(cert.tbs_certificate.subject.to_der())?;
         let issuer = enc(cert.tbs_certificate.issuer.to_der())?;
         let serial = enc(cert.tbs_certificate.serial_number.to_der())?;
-        self.session.create_object(&[
+        let created = self.session.create_object(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),
             Attribute::Token(true),
@@ -479,8 +479,20 @@ impl TokenAdmin {
             Attribute::Issuer(issuer),
             Attribute::SerialNumber(serial),
             Attribute::Value(der_bytes.to_vec()),
-        ])?;
-        Ok(())
+        ]);
+        match created {
+            Ok(_) => Ok(()),
+            // E.g. OpenSC on a PIV card: it writes objects only through a pkcs15init driver,
+            // and has none for PIV ("unable to locate pkcs15init driver for 'PIV-II'").
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::FunctionNotSupported,
+                _,
+            )) => Err(TokenError::MechanismUnsupported(format!(
+                "storing certificates on token {:?} (its PKCS#11 module cannot create objects there; use the card vendor's tool, e.g. piv-tool for PIV cards)",
+                self.description.label
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// C_SetPIN: change the user PIN (the old one is checked by the token).
