@@ -1013,10 +1013,12 @@ fn pcsc_daemon_pushes_card_insert_and_remove_events_and_the_reinserted_card_sign
         .slot(0x9a, "vendor-rsa2048")?
         .build()?;
 
+    let t0 = Instant::now();
     card.insert(rig.pcscd.reader_port(0))?;
     let inserted = events
         .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
         .with_context(|| d.log())?;
+    eprintln!("card inserted -> token_inserted event: {:?}", t0.elapsed());
     ensure!(
         inserted.data["serial"]
             .as_str()
@@ -1027,10 +1029,12 @@ fn pcsc_daemon_pushes_card_insert_and_remove_events_and_the_reinserted_card_sign
     );
     daemon_sign(&client, "vendor-rsa2048", PIN)?;
 
+    let t0 = Instant::now();
     card.remove();
     let removed = events
         .expect("token_removed", labelled("Budi Santoso"), EVENT_BOUND)
         .with_context(|| d.log())?;
+    eprintln!("card removed -> token_removed event: {:?}", t0.elapsed());
     ensure!(removed.data["serial"] == inserted.data["serial"]);
 
     // Re-inserted: announced again, and it signs with no restart of the daemon.
@@ -1118,6 +1122,10 @@ fn pcsc_module_for_a_cards_atr_is_loaded_at_start_and_when_the_card_is_inserted(
         "without the ATR table no module at all: {out:?}"
     );
     card.remove();
+    // Gone for PC/SC too, so the daemon's discovery cannot find it at start.
+    readers_until(&rig, "no card", |readers| {
+        readers.iter().all(|r| r["card_present"] == false)
+    })?;
 
     // The daemon: a SoftHSM token only at start; the card's module is loaded when it comes.
     let hsm = SoftHsm::new()?;

@@ -85,11 +85,17 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
         .build()
         .map_err(internal)?;
     // Cards and readers: token events and module refreshes follow PC/SC, not a timer.
-    let table = crate::config::Paths::for_user()
-        .map_err(|e| CliError::new(ErrorCode::IoError, e.to_string()))
-        .and_then(|p| {
-            AtrTable::load(&p.config_dir).map_err(|e| CliError::bad_request(e.to_string()))
-        })?;
+    // A broken user ATR table must not keep the daemon down: the built-in table still works.
+    let table = match crate::config::Paths::for_user()
+        .map_err(|e| e.to_string())
+        .and_then(|p| AtrTable::load(&p.config_dir).map_err(|e| e.to_string()))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("ATR table: {e}; using the built-in table only");
+            AtrTable::built_in().map_err(internal)?
+        }
+    };
     let watcher = Arc::new(Watcher::start(WatcherOptions::default()).map_err(internal)?);
     let follower = TokenFollower::start_with(
         &watcher,
