@@ -1074,6 +1074,10 @@ fn pcsc_daemon_started_without_pcscd_sees_readers_added_later_and_their_cards() 
         .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
         .with_context(|| d.log())?;
     daemon_sign(&client, "vendor-rsa2048", PIN)?;
+    eprintln!(
+        "OpenSC re-initialised for the new readers: {}",
+        d.log().contains("re-initialising it")
+    );
     Ok(())
 }
 

@@ -217,6 +217,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn card_modules_are_told_from_software_modules_by_the_table() -> Result<(), AtrTableError> {
+        let table = AtrTable::built_in()?;
+        assert!(table.names_module(Path::new("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")));
+        assert!(table.names_module(Path::new("/opt/vendor/libeTPkcs11.so")));
+        assert!(!table.names_module(Path::new("/usr/lib/softhsm/libsofthsm2.so")));
+        assert!(!table.names_module(Path::new("/usr/lib/segel/libsegel_pkcs11.so")));
+        // An unknown ATR names no module.
+        assert_eq!(table.module_for(&[0x3b, 0x00]), None);
+        Ok(())
+    }
+
+    #[test]
     fn built_in_table_parses_and_matches_epass2003_through_its_mask() -> Result<(), AtrTableError> {
         let table = AtrTable::built_in()?;
         assert!(table.entries().len() >= 6);
