@@ -9,6 +9,8 @@
 //! modules = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"]
 //! # look for p11-kit registrations and the usual vendor module paths (default true)
 //! search_modules = true
+//! # load the module the ATR table names for a card present or inserted (default true)
+//! modules_by_atr = true
 //! # log level: error, warn, info, debug, trace
 //! log = "warn"
 //! # trust anchors for vendors' certificates (files or folders, PEM or DER), besides the
@@ -74,6 +76,10 @@ pub struct Config {
     pub modules: Vec<PathBuf>,
     #[serde(default = "default_true")]
     pub search_modules: bool,
+    /// Load the module the ATR table names for a card that is present (at start) or inserted
+    /// (while the daemon runs). Independent of `search_modules`.
+    #[serde(default = "default_true")]
+    pub modules_by_atr: bool,
     #[serde(default)]
     pub log: Option<String>,
     #[serde(default)]
@@ -130,6 +136,7 @@ impl Default for Config {
         Config {
             modules: Vec::new(),
             search_modules: true,
+            modules_by_atr: true,
             log: None,
             trust_anchors: Vec::new(),
             procurement: Procurement::default(),

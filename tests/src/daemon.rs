@@ -67,7 +67,19 @@ impl DaemonProcess {
         extra: &[&str],
     ) -> Result<Self> {
         let cmd = segel_cmd(envs, home.path())?;
-        Self::spawn(cmd, home, module, extra)
+        Self::spawn(cmd, home, &[module], extra)
+    }
+
+    /// Like [`Self::start_in`] with any number of `--module`s; none leaves module discovery to
+    /// the config in `home` (and the ATR table, for cards present or inserted later).
+    pub fn start_with_modules(
+        home: TempDir,
+        envs: &[(String, OsString)],
+        modules: &[&Path],
+        extra: &[&str],
+    ) -> Result<Self> {
+        let cmd = segel_cmd(envs, home.path())?;
+        Self::spawn(cmd, home, modules, extra)
     }
 
     /// Like [`Self::start_in`] with another `segel` binary (e.g. a release build for benchmarks).
@@ -86,13 +98,13 @@ impl DaemonProcess {
             }
         }
         cmd = other;
-        Self::spawn(cmd, home, module, extra)
+        Self::spawn(cmd, home, &[module], extra)
     }
 
     fn spawn(
         mut cmd: std::process::Command,
         home: TempDir,
-        module: &Path,
+        modules: &[&Path],
         extra: &[&str],
     ) -> Result<Self> {
         let log = home.path().join("serve.log");
@@ -103,9 +115,11 @@ impl DaemonProcess {
         }
         cmd.env("SEGEL_POLICY_FILE", &policy)
             .env("SEGEL_LOG", "info")
-            .args(["serve", "--port", "0", "--module"])
-            .arg(module)
-            .args(extra)
+            .args(["serve", "--port", "0"]);
+        for module in modules {
+            cmd.arg("--module").arg(module);
+        }
+        cmd.args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);
@@ -344,6 +358,138 @@ impl Client {
     /// Send one request on a new connection.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response> {
         self.connect().await?.send(req).await
+    }
+}
+
+/// One Server-Sent Event: its `event:` name and `data:` JSON.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+/// `GET /v1/events` read on a thread of its own; events arrive in order through [`Self::next`].
+#[derive(Debug)]
+pub struct EventStream {
+    rx: std::sync::mpsc::Receiver<Result<SseEvent, String>>,
+    /// Everything received so far (for failure messages).
+    pub seen: Vec<SseEvent>,
+}
+
+impl EventStream {
+    /// Opens the stream and waits for its opening comment, so events from now on are seen.
+    pub fn open(client: &Client) -> Result<Self> {
+        let client = client.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let result = rt.block_on(async {
+                let io = TokioIo::new(client.tls().await.map_err(|e| e.to_string())?);
+                let (mut sender, driver) =
+                    hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(driver);
+                let req = client
+                    .get("/v1/events")
+                    .body(Full::default())
+                    .map_err(|e| e.to_string())?;
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                if resp.status() != StatusCode::OK {
+                    return Err(format!("GET /v1/events: {}", resp.status()));
+                }
+                let mut body = resp.into_body();
+                let mut buf = String::new();
+                let mut opened = Some(opened_tx);
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| e.to_string())?;
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    buf.push_str(&String::from_utf8_lossy(&data));
+                    while let Some(end) = buf.find("\n\n") {
+                        let block: String = buf.drain(..end + 2).collect();
+                        if block.starts_with(':') {
+                            if let Some(o) = opened.take() {
+                                let _ = o.send(Ok(()));
+                            }
+                            continue;
+                        }
+                        let mut name = String::new();
+                        let mut payload = String::new();
+                        for line in block.lines() {
+                            if let Some(v) = line.strip_prefix("event: ") {
+                                name = v.to_owned();
+                            } else if let Some(v) = line.strip_prefix("data: ") {
+                                payload.push_str(v);
+                            }
+                        }
+                        let data = serde_json::from_str(&payload)
+                            .map_err(|e| format!("event data {payload:?}: {e}"))?;
+                        if tx.send(Ok(SseEvent { name, data })).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err("the event stream ended".to_owned())
+            });
+            if let Err(e) = result {
+                let _ = tx.send(Err(e));
+            }
+        });
+        opened_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("the event stream did not open in 10 s")?
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(EventStream {
+            rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The next event within `limit`, or `None`.
+    pub fn next(&mut self, limit: Duration) -> Result<Option<SseEvent>> {
+        match self.rx.recv_timeout(limit) {
+            Ok(Ok(e)) => {
+                self.seen.push(e.clone());
+                Ok(Some(e))
+            }
+            Ok(Err(e)) => bail!("event stream: {e}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("event stream gone"),
+        }
+    }
+
+    /// Waits up to `limit` for an event named `name` whose data satisfies `want`; other events
+    /// are kept in [`Self::seen`].
+    pub fn expect(
+        &mut self,
+        name: &str,
+        want: impl Fn(&Value) -> bool,
+        limit: Duration,
+    ) -> Result<SseEvent> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left)? {
+                Some(e) if e.name == name && want(&e.data) => return Ok(e),
+                Some(_) => {}
+                None => bail!(
+                    "no {name} event within {limit:?}; events seen: {:?}",
+                    self.seen
+                ),
+            }
+        }
     }
 }
 

@@ -60,6 +60,14 @@ impl Rig {
         Ok(card)
     }
 
+    /// A card inserted into reader `reader`, without waiting for anything.
+    fn insert_only(&self, reader: usize, card: CardBuilder) -> Result<VirtualCard> {
+        let card = card.build()?;
+        card.insert(self.pcscd.reader_port(reader))?;
+        wait_card_in_reader(self, reader)?;
+        Ok(card)
+    }
+
     fn wait_for_token_count_at_least(&self, n: usize) -> Result<Vec<Value>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -121,6 +129,18 @@ impl Rig {
             false,
         )
     }
+}
+
+/// Waits until `segel readers` shows a card in reader `index` (PC/SC has its ATR).
+fn wait_card_in_reader(rig: &Rig, index: usize) -> Result<()> {
+    let names = rig.pcscd.reader_names()?;
+    let name = names.get(index).context("no such reader")?.clone();
+    readers_until(rig, "the card", |readers| {
+        readers
+            .iter()
+            .any(|r| r["name"] == name.as_str() && r["card_present"] == true)
+    })?;
+    Ok(())
 }
 
 fn s(p: &Path) -> String {
@@ -830,5 +850,539 @@ fn pcsc_pin_change_through_segel_pin_uses_change_reference_data() -> Result<()> 
     );
     ok_json(&rig.sign(Some("246810"), "vendor-rsa2048", &[])?)?;
     rig.verify_signature("vendor-rsa2048")?;
+    Ok(())
+}
+
+/// OpenSC configured the way it supports unblocking a PIV PIN with the PUK (framework-pkcs15.c:
+/// C_SetPIN(PUK, new PIN) in a session that is not logged in → RESET RETRY COUNTER).
+const OPENSC_UNBLOCK_CONF: &str = "app default {\n  pkcs11 {\n    user_pin_unblock_style = set_pin_in_unlogged_session;\n  }\n}\n";
+
+#[test]
+fn pcsc_pin_unblock_with_the_puk_resets_the_pin_and_a_wrong_puk_costs_a_puk_try() -> Result<()> {
+    skip_without_pcscd!();
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let write = |name: &str, value: &str| -> Result<String> {
+        let p = rig.path(name);
+        std::fs::write(&p, format!("{value}\n"))?;
+        Ok(s(&p))
+    };
+    let (puk, wrong_puk, new) = (
+        write("puk", "12345678")?,
+        write("wrong-puk", "87654321")?,
+        write("new-pin", "135790")?,
+    );
+    let unblock = |puk_file: &str| {
+        rig.segel(
+            None,
+            &[
+                "pin",
+                "unblock",
+                "--token",
+                "Budi Santoso",
+                "--so-pin-file",
+                puk_file,
+                "--new-pin-file",
+                &new,
+            ],
+        )
+    };
+    for _ in 0..3 {
+        let out = rig.sign(Some("999999"), "vendor-rsa2048", &["--final-try"])?;
+        ensure!(!out.status.success(), "a wrong PIN signs nothing: {out:?}");
+    }
+    ensure!(card.state().pin_tries_left == 0, "the PIN is blocked");
+
+    // OpenSC's default configuration refuses PUK unblocking without touching the card: Segel
+    // says how to allow it, and no PUK try is spent.
+    let out = unblock(&puk)?;
+    ensure!(!out.status.success(), "{out:?}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        text.contains("user_pin_unblock_style"),
+        "the fix is named: {text}"
+    );
+    ensure!(card.state().puk_tries_left == 3, "no PUK try spent");
+
+    std::fs::write(rig.opensc_conf(), OPENSC_UNBLOCK_CONF)?;
+    // A wrong PUK: refused, one PUK try gone (RESET RETRY COUNTER's real counter), PIN still blocked.
+    let out = unblock(&wrong_puk)?;
+    ensure!(error_code(&out)? == "PIN_INCORRECT", "{out:?}");
+    let (puk_left, pin_left) = {
+        let state = card.state();
+        (state.puk_tries_left, state.pin_tries_left)
+    };
+    ensure!(
+        puk_left == 2 && pin_left == 0,
+        "PUK {puk_left} / PIN {pin_left} tries left"
+    );
+
+    // The right PUK sets the new PIN and resets both counters; the card signs with it.
+    ok_json(&unblock(&puk)?)?;
+    let (puk_left, pin_left) = {
+        let state = card.state();
+        (state.puk_tries_left, state.pin_tries_left)
+    };
+    ensure!(
+        puk_left == 3 && pin_left == 3,
+        "PUK {puk_left} / PIN {pin_left}"
+    );
+    ok_json(&rig.sign(Some("135790"), "vendor-rsa2048", &[])?)?;
+    rig.verify_signature("vendor-rsa2048")?;
+
+    // With that configuration a PIN change still goes through CHANGE REFERENCE DATA (Segel
+    // logs in first), never as an unblock that would spend a PUK try on the old PIN.
+    let next = write("next-pin", "112233")?;
+    let old = write("old-pin", "135790")?;
+    ok_json(&rig.segel(
+        None,
+        &[
+            "--pin-file",
+            &old,
+            "pin",
+            "change",
+            "--token",
+            "Budi Santoso",
+            "--new-pin-file",
+            &next,
+        ],
+    )?)?;
+    ensure!(
+        card.state().puk_tries_left == 3,
+        "no PUK try spent by a PIN change"
+    );
+    ok_json(&rig.sign(Some("112233"), "vendor-rsa2048", &[])?)?;
+    Ok(())
+}
+
+/// How long a card change may take to reach `GET /v1/events` (the watcher sees a card within
+/// 0–0.3 s, the daemon waits 250 ms for it to settle, OpenSC reads it in well under a second;
+/// the rest is slack for a loaded 2-core machine).
+const EVENT_BOUND: Duration = Duration::from_secs(10);
+
+fn labelled(label: &'static str) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v["label"] == label
+}
+
+/// `POST /v1/sign` of a SHA-256 digest with `fixture_name`'s certificate; checked by OpenSSL.
+fn daemon_sign(client: &segel_tests::daemon::Client, fixture_name: &str, pin: &str) -> Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let document = format!("penawaran {fixture_name} {:?}", Instant::now());
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(document.as_bytes()).to_vec()
+    };
+    let body = serde_json::json!({
+        "certificate": fp(fixture_name)?, "digest": b64.encode(&digest), "pin": pin,
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let resp = rt.block_on(async { client.send(client.post_json("/v1/sign", &body)?).await })?;
+    ensure!(resp.status == 200, "sign: {} {:?}", resp.status, resp.body);
+    let sig = b64.decode(resp.json()?["signature"].as_str().context("signature")?)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("digest"), &digest)?;
+    std::fs::write(dir.path().join("sig"), &sig)?;
+    openssl::verify_digest(
+        fixture(fixture_name)?.cert_pem_path,
+        dir.path().join("digest"),
+        dir.path().join("sig"),
+        "sha256",
+        false,
+    )
+}
+
+#[test]
+fn pcsc_daemon_pushes_card_insert_and_remove_events_and_the_reinserted_card_signs() -> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::daemon::{DaemonProcess, EventStream};
+    let rig = Rig::new(2)?;
+    // Polling once a minute: events within the bound can only come from the PC/SC watcher.
+    let d = DaemonProcess::start_with_modules(
+        tempfile::tempdir()?,
+        &rig.envs(),
+        &[Path::new(OPENSC_MODULE)],
+        &["--poll-ms", "60000"],
+    )?;
+    let client = d.client()?;
+    let mut events = EventStream::open(&client)?;
+    let card = CardBuilder::new(PIN)
+        .slot(0x9a, "vendor-rsa2048")?
+        .build()?;
+
+    let t0 = Instant::now();
+    card.insert(rig.pcscd.reader_port(0))?;
+    let inserted = events
+        .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
+        .with_context(|| d.log())?;
+    eprintln!("card inserted -> token_inserted event: {:?}", t0.elapsed());
+    ensure!(
+        inserted.data["serial"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+            && inserted.data["slot_id"].is_u64(),
+        "label, serial and slot as documented: {:?}",
+        inserted.data
+    );
+    daemon_sign(&client, "vendor-rsa2048", PIN)?;
+
+    let t0 = Instant::now();
+    card.remove();
+    let removed = events
+        .expect("token_removed", labelled("Budi Santoso"), EVENT_BOUND)
+        .with_context(|| d.log())?;
+    eprintln!("card removed -> token_removed event: {:?}", t0.elapsed());
+    ensure!(removed.data["serial"] == inserted.data["serial"]);
+
+    // Re-inserted: announced again, and it signs with no restart of the daemon.
+    card.insert(rig.pcscd.reader_port(1))?;
+    events
+        .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
+        .with_context(|| d.log())?;
+    daemon_sign(&client, "vendor-rsa2048", PIN)?;
+    ensure!(
+        card.state().private_operations == 2,
+        "both signatures made by the card"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_daemon_started_without_pcscd_sees_readers_added_later_and_their_cards() -> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::daemon::{DaemonProcess, EventStream};
+    let mut rig = Rig::new(2)?;
+    rig.pcscd.kill()?;
+    let d = DaemonProcess::start_with_modules(
+        tempfile::tempdir()?,
+        &rig.envs(),
+        &[Path::new(OPENSC_MODULE)],
+        &["--poll-ms", "60000"],
+    )?;
+    let client = d.client()?;
+    let mut events = EventStream::open(&client)?;
+    // pcscd comes up: its readers are new to the daemon (and to OpenSC, initialised without them).
+    rig.pcscd.restart()?;
+    let card = CardBuilder::new(PIN)
+        .slot(0x9a, "vendor-rsa2048")?
+        .build()?;
+    card.insert(rig.pcscd.reader_port(0))?;
+    events
+        .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
+        .with_context(|| d.log())?;
+    daemon_sign(&client, "vendor-rsa2048", PIN)?;
+    eprintln!(
+        "OpenSC re-initialised for the new readers: {}",
+        d.log().contains("re-initialising it")
+    );
+    Ok(())
+}
+
+/// The user's ATR table entry for the virtual card (whose ATR no built-in entry knows).
+fn atr_table_for_virtual_card(config_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(config_dir)?;
+    let atr = segel_tests::vpiv::with_tck(segel_tests::vpiv::DEFAULT_ATR.to_vec());
+    std::fs::write(
+        config_dir.join("atr-modules.toml"),
+        format!(
+            "[[card]]\nname = \"Segel virtual PIV\"\natr = \"{}\"\n[card.modules]\nlinux = [\"{OPENSC_MODULE}\"]\n",
+            hex::encode(atr)
+        ),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn pcsc_module_for_a_cards_atr_is_loaded_at_start_and_when_the_card_is_inserted() -> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::daemon::{DaemonProcess, EventStream};
+    use segel_tests::softhsm::SoftHsm;
+    let rig = Rig::new(2)?;
+    let config = rig.home.path().join(".config/segel");
+    atr_table_for_virtual_card(&config)?;
+    // No module named anywhere and no search: only the ATR table can bring OpenSC in.
+    std::fs::write(config.join("config.toml"), "search_modules = false\n")?;
+    let card = rig.insert_only(0, vendor_card()?)?;
+    let tokens = |rig: &Rig| -> Result<Output> {
+        let mut cmd = segel_cmd(&rig.envs(), rig.home.path())?;
+        cmd.env_remove("SEGEL_PIN").args(["--json", "tokens"]);
+        Ok(cmd.output()?)
+    };
+    let listed = ok_json(&tokens(&rig)?)?;
+    ensure!(
+        listed.to_string().contains("Budi Santoso"),
+        "the card's token, through the module its ATR names: {listed}"
+    );
+    std::fs::write(
+        config.join("config.toml"),
+        "search_modules = false\nmodules_by_atr = false\n",
+    )?;
+    let out = tokens(&rig)?;
+    ensure!(
+        !out.status.success(),
+        "without the ATR table no module at all: {out:?}"
+    );
+    card.remove();
+    // Gone for PC/SC too, so the daemon's discovery cannot find it at start.
+    readers_until(&rig, "no card", |readers| {
+        readers.iter().all(|r| r["card_present"] == false)
+    })?;
+
+    // The daemon: a SoftHSM token only at start; the card's module is loaded when it comes.
+    let hsm = SoftHsm::new()?;
+    hsm.init_token("softhsm", "87654321", PIN)?;
+    hsm.import_fixture("softhsm", PIN, "pokja-p256", "01", "pokja-p256")?;
+    let home = tempfile::tempdir()?;
+    let config = home.path().join(".config/segel");
+    atr_table_for_virtual_card(&config)?;
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "search_modules = false\nmodules = [\"{}\"]\n",
+            hsm.module_path().display()
+        ),
+    )?;
+    let mut envs = rig.envs();
+    envs.extend(hsm.envs());
+    let d = DaemonProcess::start_with_modules(home, &envs, &[], &["--poll-ms", "60000"])?;
+    let client = d.client()?;
+    let mut events = EventStream::open(&client)?;
+    card.insert(rig.pcscd.reader_port(1))?;
+    events
+        .expect("token_inserted", labelled("Budi Santoso"), EVENT_BOUND)
+        .with_context(|| d.log())?;
+    daemon_sign(&client, "vendor-rsa2048", PIN)?;
+    ensure!(
+        d.log().contains("loaded the module for the card's ATR"),
+        "{}",
+        d.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn pcsc_module_reinitialisation_does_not_disturb_a_softhsm_token_signing_meanwhile() -> Result<()> {
+    const NAME: &str =
+        "pcsc_module_reinitialisation_does_not_disturb_a_softhsm_token_signing_meanwhile";
+    if is_child() {
+        use segel_agent::pin::FixedPin;
+        use segel_agent::token::{
+            CertSelector, HashAlg, ModuleSource, ModuleSpec, ServiceOptions, SignRequest,
+            TokenService,
+        };
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        watchdog(Duration::from_secs(240));
+        let spec = |path: &str| ModuleSpec {
+            path: PathBuf::from(path),
+            source: ModuleSource::CommandLine,
+        };
+        let card_port: u16 = child_env("CARD_PORT")?.parse()?;
+        let card = CardBuilder::new(PIN)
+            .slot(0x9a, "vendor-rsa2048")?
+            .build()?;
+        card.insert(card_port)?;
+        wait_card_in_process(0, true, Duration::from_secs(10))?;
+        let service = TokenService::start(
+            &[spec(&child_env("SOFTHSM_MODULE")?), spec(OPENSC_MODULE)],
+            ServiceOptions::default(),
+        )?;
+        let pin: Arc<dyn segel_agent::pin::PinSource> = Arc::new(FixedPin(PIN.to_owned().into()));
+        let find = |name: &str| -> Result<_> {
+            Ok(service
+                .find_certificate(&CertSelector::Fingerprint(fp(name)?))
+                .wait()?)
+        };
+        let soft = find("vendor-p256")?;
+        let on_card = find("vendor-rsa2048")?;
+        let request = SignRequest {
+            scheme: None,
+            hash: HashAlg::Sha256,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let signer = {
+            let (service, soft, request, pin) = (
+                service.clone(),
+                soft.clone(),
+                request.clone(),
+                Arc::clone(&pin),
+            );
+            let (stop, done, failed) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match service
+                        .sign_digest(&soft, &request, vec![7; 32], Arc::clone(&pin))
+                        .wait()
+                    {
+                        Ok(_) => done.fetch_add(1, Ordering::SeqCst),
+                        Err(e) => {
+                            eprintln!("SoftHSM signature failed: {e}");
+                            failed.fetch_add(1, Ordering::SeqCst)
+                        }
+                    };
+                }
+            })
+        };
+        for round in 0..4 {
+            let before = done.load(Ordering::SeqCst);
+            ensure!(
+                service.reinitialise_module(Path::new(OPENSC_MODULE), Duration::from_secs(20))?,
+                "OpenSC is loaded"
+            );
+            // The card works again after each re-initialisation (a new session, a new login).
+            service
+                .sign_digest(&on_card, &request, vec![round; 32], Arc::clone(&pin))
+                .wait()
+                .with_context(|| format!("card signature after re-initialisation {round}"))?;
+            ensure!(
+                done.load(Ordering::SeqCst) > before,
+                "SoftHSM kept signing during round {round}"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        signer
+            .join()
+            .map_err(|_| anyhow::anyhow!("signer panicked"))?;
+        ensure!(
+            failed.load(Ordering::SeqCst) == 0,
+            "{} SoftHSM signatures failed",
+            failed.load(Ordering::SeqCst)
+        );
+        ensure!(card.state().private_operations == 4);
+        eprintln!(
+            "SoftHSM signatures meanwhile: {}",
+            done.load(Ordering::SeqCst)
+        );
+        service.shutdown();
+        return Ok(());
+    }
+    skip_without_pcscd!();
+    use segel_tests::softhsm::SoftHsm;
+    let rig = Rig::new(2)?;
+    let hsm = SoftHsm::new()?;
+    hsm.init_token("softhsm", "87654321", PIN)?;
+    hsm.import_fixture("softhsm", PIN, "vendor-p256", "01", "vendor-p256")?;
+    let mut envs = rig.envs();
+    envs.extend(hsm.envs());
+    envs.push((
+        "CARD_PORT".into(),
+        rig.pcscd.reader_port(0).to_string().into(),
+    ));
+    envs.push(("SOFTHSM_MODULE".into(), hsm.module_path().into()));
+    run_in_child(NAME, &envs)
+}
+
+/// OpenSC lines about `what` from its debug log (the evidence a test prints on failure).
+fn opensc_log_lines(log: &Path, what: &[&str]) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| what.iter().any(|w| l.contains(w)))
+        .collect();
+    lines[lines.len().saturating_sub(12)..].join("\n")
+}
+
+/// Enrolment on a PIV card through OpenSC's PKCS#11 module is not possible: OpenSC creates
+/// keys and objects (C_GenerateKeyPair, C_CreateObject) only through its pkcs15init layer with
+/// a card profile, and it has no pkcs15init driver for PIV (PIV keys and certificates are
+/// written with `piv-tool`, see `pcsc_enrolment_with_opensc_piv_tool_needs_the_management_key`).
+/// This pins down what Segel does there: a clear refusal, nothing written to the card, and
+/// OpenSC's own answers as the evidence.
+#[test]
+fn pcsc_enroll_and_import_on_a_piv_card_are_refused_clearly_because_opensc_cannot_write_piv_objects()
+-> Result<()> {
+    skip_without_pcscd!();
+    use segel_tests::vpiv::applet::DEFAULT_MANAGEMENT_KEY;
+    let rig = Rig::new(2)?;
+    let card = rig.insert(0, vendor_card()?)?;
+    let key_9a_before = card.state().key(0x9a).map(|k| k.public_template());
+    // OpenSC's PIV driver takes the 9B management key from the file PIV_EXT_AUTH_KEY names.
+    let key_file = rig.path("management.key");
+    std::fs::write(&key_file, hex::encode(DEFAULT_MANAGEMENT_KEY))?;
+    let dbg = rig.path("opensc-debug.log");
+    std::fs::write(
+        rig.opensc_conf(),
+        format!(
+            "app default {{\n debug = 3;\n debug_file = {};\n}}\n",
+            dbg.display()
+        ),
+    )?;
+    let run = |args: &[&str]| -> Result<Output> {
+        let mut cmd = segel_cmd(&rig.envs(), rig.home.path())?;
+        cmd.env("SEGEL_PIN", PIN)
+            .env("PIV_EXT_AUTH_KEY", &key_file)
+            .args(["--module", OPENSC_MODULE, "--json"])
+            .args(args);
+        Ok(cmd.output()?)
+    };
+
+    // The card's mechanism list, as OpenSC reports it: signing and decryption, no key-pair
+    // generation — so Segel refuses before asking the card for anything.
+    let mechanisms =
+        segel_tests::softhsm::pkcs11_tool(Path::new(OPENSC_MODULE), &rig.envs(), &["-M"])?;
+    ensure!(
+        mechanisms.contains("RSA-X-509") && !mechanisms.contains("KEY-PAIR-GEN"),
+        "OpenSC's PIV mechanisms: {mechanisms}"
+    );
+    let csr = s(&rig.path("card.csr"));
+    let out = run(&[
+        "enroll",
+        "--token",
+        "Budi Santoso",
+        "--key",
+        "rsa2048",
+        "--name",
+        "Budi Santoso",
+        "--email",
+        "budi@majujaya.co.id",
+        "--org",
+        "PT Maju Jaya Konstruksi",
+        "--unit",
+        "Direktur",
+        "--city",
+        "Balikpapan",
+        "--province",
+        "Kalimantan Timur",
+        "--out",
+        &csr,
+    ])?;
+    ensure!(error_code(&out)? == "MECHANISM_UNSUPPORTED", "{out:?}");
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).contains("cannot generate rsa2048 keys"),
+        "{out:?}"
+    );
+    ensure!(!rig.path("card.csr").exists(), "no request written");
+
+    // Importing a CA certificate next to the card's key: OpenSC refuses the C_CreateObject.
+    let chain = rig.path("chain.pem");
+    std::fs::write(
+        &chain,
+        [
+            fixture("vendor-rsa2048")?.cert_pem,
+            fixture("issuing-ca")?.cert_pem,
+        ]
+        .concat(),
+    )?;
+    let out = run(&["import-cert", "--token", "Budi Santoso", &s(&chain)])?;
+    ensure!(
+        error_code(&out)? == "MECHANISM_UNSUPPORTED"
+            && String::from_utf8_lossy(&out.stdout).contains("cannot create objects"),
+        "OpenSC stores no object on a PIV card: {out:?}"
+    );
+    eprintln!(
+        "segel import-cert on the PIV card: {}\nOpenSC: {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        opensc_log_lines(&dbg, &["C_CreateObject", "pkcs15init", "profile"])
+    );
+    let state = card.state();
+    ensure!(
+        state.key(0x9a).map(|k| k.public_template()) == key_9a_before
+            && state.key(0x9c).is_none()
+            && state.object(&[0x5f, 0xc1, 0x0a]).is_none(),
+        "the card is unchanged"
+    );
     Ok(())
 }

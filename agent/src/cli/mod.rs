@@ -138,10 +138,21 @@ impl Context {
         if let Some(s) = self.service.get() {
             return Ok(s.clone());
         }
-        let specs: Vec<ModuleSpec> = module::discover(
+        // Cards present now may need a module found nowhere else (the ATR table names it).
+        let by_atr = if self.global.modules.is_empty() && self.config.modules_by_atr {
+            crate::config::Paths::for_user()
+                .ok()
+                .and_then(|p| crate::pcsc::AtrTable::load(&p.config_dir).ok())
+                .map(|table| crate::pcsc::present::card_modules(&table))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let specs: Vec<ModuleSpec> = module::discover_with(
             &self.global.modules,
             &self.config.modules,
             self.config.search_modules,
+            &by_atr,
         );
         let service = TokenService::start(&specs, ServiceOptions::default())?;
         Ok(self.service.get_or_init(|| service).clone())

@@ -1,10 +1,13 @@
 //! `segel serve`: run the localhost daemon until SIGTERM or SIGINT.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CliError, Context};
+use crate::pcsc::{AtrTable, FollowOptions, TokenFollower, Watcher, WatcherOptions};
 use crate::protocol::ErrorCode;
+use crate::server::events::CardScope;
 use crate::server::files::DaemonFiles;
 use crate::server::policy::{Policy, load_admin_policy};
 use crate::server::{ServeOptions, bind};
@@ -38,9 +41,14 @@ pub struct Args {
     /// Largest uploaded bid file in bytes (POST /v1/files).
     #[arg(long, default_value_t = 2 << 30)]
     pub max_upload: u64,
-    /// Milliseconds between token scans while someone listens to /v1/events.
+    /// Milliseconds between token scans while someone listens to /v1/events (modules without
+    /// PC/SC readers: SoftHSM, key files; all modules while pcscd is not running).
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
+    /// Milliseconds to let a card settle after a PC/SC change before its module is asked for
+    /// tokens (a burst of changes gives one rescan).
+    #[arg(long, default_value_t = 250)]
+    pub card_settle_ms: u64,
 }
 
 fn internal(e: impl std::fmt::Display) -> CliError {
@@ -76,14 +84,46 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(internal)?;
-    runtime.block_on(async move {
+    // Cards and readers: token events and module refreshes follow PC/SC, not a timer.
+    // A broken user ATR table must not keep the daemon down: the built-in table still works.
+    let table = match crate::config::Paths::for_user()
+        .map_err(|e| e.to_string())
+        .and_then(|p| AtrTable::load(&p.config_dir).map_err(|e| e.to_string()))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("ATR table: {e}; using the built-in table only");
+            AtrTable::built_in().map_err(internal)?
+        }
+    };
+    let watcher = Arc::new(Watcher::start(WatcherOptions::default()).map_err(internal)?);
+    let follower = TokenFollower::start_with(
+        &watcher,
+        service.clone(),
+        FollowOptions {
+            settle: Duration::from_millis(args.card_settle_ms),
+            table: Some(table.clone()),
+            load_by_atr: ctx.config.modules_by_atr && ctx.global.modules.is_empty(),
+            only_pcsc_modules: true,
+            ..FollowOptions::default()
+        },
+    )
+    .map_err(internal)?;
+    let scope = CardScope::new(Arc::clone(&watcher), table, service.clone());
+    let result = runtime.block_on(async move {
         let daemon = bind(service, opts)
             .await
             .map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
+        daemon.events().follow_cards(scope, follower.subscribe());
         eprintln!("segel: listening on https://{}", daemon.local_addr());
         daemon.run(shutdown_signal()).await;
         Ok(())
-    })
+    });
+    // The runtime's tasks (and their hold on the watcher) end with it; then the watcher stops,
+    // which ends the follower.
+    drop(runtime);
+    drop(watcher);
+    result
 }
 
 /// SIGTERM (service managers) or SIGINT (Ctrl-C).

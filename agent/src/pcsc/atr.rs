@@ -137,6 +137,30 @@ impl AtrTable {
         })
     }
 
+    /// The module file for a card with this ATR: the first of the matching entry's modules
+    /// for this platform that exists on disk. `None` for an unknown ATR or no module installed.
+    pub fn module_for(&self, atr: &[u8]) -> Option<std::path::PathBuf> {
+        self.lookup(atr)?
+            .modules
+            .current()
+            .iter()
+            .find_map(|name| crate::token::module::resolve_module_name(name))
+    }
+
+    /// Whether `path` is a module some entry names for this platform (such a module reaches
+    /// its tokens through PC/SC readers).
+    pub fn names_module(&self, path: &Path) -> bool {
+        let Some(file) = path.file_name() else {
+            return false;
+        };
+        self.entries.iter().any(|e| {
+            e.modules.current().iter().any(|m| {
+                let m = Path::new(m);
+                m == path || m.file_name() == Some(file)
+            })
+        })
+    }
+
     /// Every entry, in match order.
     pub fn entries(&self) -> &[CardEntry] {
         &self.entries
@@ -191,6 +215,18 @@ pub fn unknown_atr_hint(atr: &[u8], config_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_modules_are_told_from_software_modules_by_the_table() -> Result<(), AtrTableError> {
+        let table = AtrTable::built_in()?;
+        assert!(table.names_module(Path::new("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")));
+        assert!(table.names_module(Path::new("/opt/vendor/libeTPkcs11.so")));
+        assert!(!table.names_module(Path::new("/usr/lib/softhsm/libsofthsm2.so")));
+        assert!(!table.names_module(Path::new("/usr/lib/segel/libsegel_pkcs11.so")));
+        // An unknown ATR names no module.
+        assert_eq!(table.module_for(&[0x3b, 0x00]), None);
+        Ok(())
+    }
 
     #[test]
     fn built_in_table_parses_and_matches_epass2003_through_its_mask() -> Result<(), AtrTableError> {

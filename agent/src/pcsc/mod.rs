@@ -7,9 +7,10 @@
 //! PKCS#11 slots on a change).
 
 pub mod atr;
+pub mod present;
 pub mod tokens;
 pub mod watcher;
 
 pub use atr::{AtrTable, CardEntry};
-pub use tokens::{TokenEvent, TokenEvents, TokenFollower};
+pub use tokens::{FollowOptions, TokenEvent, TokenEvents, TokenFollower};
 pub use watcher::{PcscEvent, ReaderStatus, ServiceState, Snapshot, Watcher, WatcherOptions};

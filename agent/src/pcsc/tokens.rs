@@ -5,6 +5,11 @@
 //!
 //! It reacts only to events the watcher sends once pcscd has powered a card and read its ATR:
 //! touching OpenSC earlier can hang it (see docs/architecture.md, "Smart cards over PC/SC").
+//!
+//! Before rescanning it brings the modules up to date ([`FollowOptions`]): a card whose ATR
+//! names a module that is not loaded gets it loaded (`TokenService::add_module`), and a
+//! PC/SC-based module that has no slot for a reader plugged in after its `C_Initialize` is
+//! re-initialised (`TokenService::reinitialise_module`: only that module's workers pause).
 
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
@@ -13,8 +18,37 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::atr::AtrTable;
 use super::watcher::{PcscEvent, Watcher};
-use crate::token::{TokenDescription, TokenService};
+use crate::token::{ModuleSource, ModuleSpec, TokenDescription, TokenService};
+
+/// How the follower keeps modules current and which tokens it reports.
+#[derive(Clone, Debug)]
+pub struct FollowOptions {
+    /// How long to let more PC/SC events arrive before rescanning (one rescan per burst, and
+    /// a moment for the card to settle before a module touches it).
+    pub settle: Duration,
+    /// The ATR table: modules for inserted cards are loaded from it (when `load_by_atr`), and
+    /// with `only_pcsc_modules` it says which modules are PC/SC-based.
+    pub table: Option<AtrTable>,
+    pub load_by_atr: bool,
+    /// Report only tokens of modules the table names (the daemon polls the others).
+    pub only_pcsc_modules: bool,
+    /// How long a module re-initialisation waits for that module's running operations.
+    pub reinit_grace: Duration,
+}
+
+impl Default for FollowOptions {
+    fn default() -> Self {
+        FollowOptions {
+            settle: Duration::from_millis(250),
+            table: None,
+            load_by_atr: false,
+            only_pcsc_modules: false,
+            reinit_grace: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A token that appeared or went away.
 #[derive(Clone, Debug, Serialize)]
@@ -45,6 +79,23 @@ impl TokenFollower {
         service: TokenService,
         settle: Duration,
     ) -> std::io::Result<Self> {
+        Self::start_with(
+            watcher,
+            service,
+            FollowOptions {
+                settle,
+                ..FollowOptions::default()
+            },
+        )
+    }
+
+    /// [`Self::start`] with all options.
+    pub fn start_with(
+        watcher: &Watcher,
+        service: TokenService,
+        options: FollowOptions,
+    ) -> std::io::Result<Self> {
+        let settle = options.settle;
         let (events, _) = broadcast::channel(64);
         let mut pcsc = watcher.subscribe();
         let sender = events.clone();
@@ -52,17 +103,22 @@ impl TokenFollower {
             .name("segel-token-follow".to_owned())
             .spawn(move || {
                 let mut known: BTreeMap<Key, TokenDescription> = BTreeMap::new();
-                rescan(&service, &mut known, &sender);
+                rescan(&service, &options, &mut known, &sender);
                 loop {
-                    match pcsc.blocking_recv() {
-                        Ok(event) if is_slot_change(&event) => {}
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    let mut batch = match pcsc.blocking_recv() {
+                        Ok(event) if is_slot_change(&event) => vec![event],
+                        // Missed events: a rescan still brings the token list up to date.
+                        Err(broadcast::error::RecvError::Lagged(_)) => Vec::new(),
+                        Ok(_) => continue,
                         Err(broadcast::error::RecvError::Closed) => return,
-                    }
+                    };
                     std::thread::sleep(settle);
                     // Everything that arrived meanwhile is covered by this one rescan.
-                    while pcsc.try_recv().is_ok() {}
-                    rescan(&service, &mut known, &sender);
+                    while let Ok(event) = pcsc.try_recv() {
+                        batch.push(event);
+                    }
+                    update_modules(&service, &options, &batch);
+                    rescan(&service, &options, &mut known, &sender);
                 }
             })?;
         Ok(TokenFollower {
@@ -84,6 +140,16 @@ impl Drop for TokenFollower {
     }
 }
 
+/// Whether the module at `path` reaches its tokens through PC/SC readers: the ATR table names
+/// it, or it was loaded for a card's ATR. (SoftHSM, Segel's key-file module, p11-kit's client
+/// are not: the daemon polls those.)
+pub fn is_pcsc_module(table: &AtrTable, loaded: &[ModuleSpec], path: &std::path::Path) -> bool {
+    table.names_module(path)
+        || loaded
+            .iter()
+            .any(|m| m.path == path && m.source == ModuleSource::Atr)
+}
+
 fn is_slot_change(event: &PcscEvent) -> bool {
     match event {
         PcscEvent::CardInserted { .. }
@@ -95,8 +161,55 @@ fn is_slot_change(event: &PcscEvent) -> bool {
     }
 }
 
+/// Loads the modules inserted cards need and re-initialises modules blind to new readers.
+fn update_modules(service: &TokenService, options: &FollowOptions, batch: &[PcscEvent]) {
+    let Some(table) = &options.table else {
+        return;
+    };
+    for event in batch {
+        match event {
+            PcscEvent::CardInserted { reader, atr } if options.load_by_atr => {
+                let Some(path) = table.module_for(atr) else {
+                    continue;
+                };
+                let spec = ModuleSpec {
+                    path,
+                    source: ModuleSource::Atr,
+                };
+                match service.add_module(&spec) {
+                    Ok(true) => tracing::info!(
+                        %reader, module = %spec.path.display(), "loaded the module for the card's ATR"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(%reader, "cannot load the card's module: {e}"),
+                }
+            }
+            PcscEvent::ReaderAdded { reader } => {
+                for spec in service.modules() {
+                    if !table.names_module(&spec.path) && spec.source != ModuleSource::Atr {
+                        continue;
+                    }
+                    if let Ok(Some(false)) = service.module_sees_reader(&spec.path, reader) {
+                        tracing::info!(
+                            %reader, module = %spec.path.display(),
+                            "module has no slot for the new reader: re-initialising it"
+                        );
+                        if let Err(e) =
+                            service.reinitialise_module(&spec.path, options.reinit_grace)
+                        {
+                            tracing::warn!("re-initialising {}: {e}", spec.path.display());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn rescan(
     service: &TokenService,
+    options: &FollowOptions,
     known: &mut BTreeMap<Key, TokenDescription>,
     events: &broadcast::Sender<TokenEvent>,
 ) {
@@ -110,6 +223,13 @@ fn rescan(
     let now: BTreeMap<Key, TokenDescription> = tokens
         .into_iter()
         .filter(|t| t.flags.present)
+        .filter(|t| {
+            !options.only_pcsc_modules
+                || options
+                    .table
+                    .as_ref()
+                    .is_some_and(|table| is_pcsc_module(table, &service.modules(), &t.module))
+        })
         .map(|t| ((t.module.clone(), t.serial.clone(), t.label.clone()), t))
         .collect();
     for (key, token) in known.iter() {

@@ -1,5 +1,12 @@
-//! Server-Sent Events: token inserted/removed (the token service is polled while anyone
-//! listens) and job progress, pushed to every subscriber of `GET /v1/events`.
+//! Server-Sent Events: token inserted/removed and job progress, pushed to every subscriber of
+//! `GET /v1/events`.
+//!
+//! Token events have two sources. Tokens of PC/SC-based modules (OpenSC, vendor card modules:
+//! those the ATR table names) come from the PC/SC follower ([`EventHub::follow_cards`]): it
+//! rescans only when a card or reader changed, after a settle delay, and never touches a card
+//! pcscd is still powering. Other modules (SoftHSM, Segel's key-file module, p11-kit's client)
+//! have no PC/SC events, so they are polled while anyone listens — all modules are while
+//! pcscd is not running.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -12,7 +19,8 @@ use hyper::body::{Body, Frame};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::token::TokenService;
+use crate::pcsc::{AtrTable, ServiceState, TokenEvent, TokenEvents, Watcher};
+use crate::token::{TokenDescription, TokenService};
 
 /// One event as sent to subscribers.
 #[derive(Clone, Debug, Serialize)]
@@ -58,6 +66,62 @@ pub struct EventHub {
     subscribers: Mutex<Vec<mpsc::Sender<Bytes>>>,
     poller_running: Mutex<bool>,
     poll_interval: Duration,
+    /// Set once PC/SC cards are followed: which modules the poller leaves to the follower.
+    cards: Mutex<Option<Arc<CardScope>>>,
+}
+
+/// The PC/SC side of token events: the watcher (is pcscd up?) and the ATR table (which
+/// modules are PC/SC-based).
+pub struct CardScope {
+    watcher: Arc<Watcher>,
+    table: AtrTable,
+    service: TokenService,
+}
+
+impl std::fmt::Debug for CardScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardScope").finish_non_exhaustive()
+    }
+}
+
+impl CardScope {
+    pub fn new(watcher: Arc<Watcher>, table: AtrTable, service: TokenService) -> Self {
+        CardScope {
+            watcher,
+            table,
+            service,
+        }
+    }
+
+    fn pcsc_up(&self) -> bool {
+        self.watcher.snapshot().service == ServiceState::Up
+    }
+
+    fn is_card_module(&self, path: &std::path::Path) -> bool {
+        crate::pcsc::tokens::is_pcsc_module(&self.table, &self.service.modules(), path)
+    }
+}
+
+fn token_event(event: &TokenEvent) -> Event {
+    let fields = |t: &TokenDescription| (t.label.clone(), t.serial.clone(), t.slot_id);
+    match event {
+        TokenEvent::TokenInserted { token } => {
+            let (label, serial, slot_id) = fields(token);
+            Event::TokenInserted {
+                label,
+                serial,
+                slot_id,
+            }
+        }
+        TokenEvent::TokenRemoved { token } => {
+            let (label, serial, slot_id) = fields(token);
+            Event::TokenRemoved {
+                label,
+                serial,
+                slot_id,
+            }
+        }
+    }
 }
 
 /// Per-subscriber queue length; a subscriber that does not read is dropped.
@@ -69,7 +133,31 @@ impl EventHub {
             subscribers: Mutex::new(Vec::new()),
             poller_running: Mutex::new(false),
             poll_interval,
+            cards: Mutex::new(None),
         })
+    }
+
+    /// Take card tokens' events from the PC/SC follower (`events`, a
+    /// [`crate::pcsc::TokenFollower`] started with `only_pcsc_modules`); from now on the
+    /// poller leaves PC/SC-based modules alone while pcscd is up. Call inside the runtime.
+    pub fn follow_cards(self: &Arc<Self>, scope: CardScope, mut events: TokenEvents) {
+        *self.cards.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(scope));
+        let hub = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => hub.publish(&token_event(&event)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("{n} card events were dropped before they could be sent")
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    fn card_scope(&self) -> Option<Arc<CardScope>> {
+        self.cards.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn subscribers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::Sender<Bytes>>> {
@@ -141,9 +229,13 @@ fn token_changes(before: &BTreeMap<TokenKey, ()>, now: &BTreeMap<TokenKey, ()>) 
 }
 
 /// Poll the token list while anyone listens; stops (and clears the running flag) when the
-/// last subscriber left, so an idle daemon does not touch the tokens.
+/// last subscriber left, so an idle daemon does not touch the tokens. With cards followed and
+/// pcscd up, only modules that are not PC/SC-based are scanned.
 async fn poll_tokens(hub: Arc<EventHub>, service: TokenService) {
     let mut known: Option<BTreeMap<TokenKey, ()>> = None;
+    // Whether the last poll left card modules to the follower: when that changes, the next
+    // poll only takes stock (the follower reported what happened to card tokens meanwhile).
+    let mut last_scope: Option<bool> = None;
     loop {
         {
             let mut running = hub.poller_running.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,18 +244,27 @@ async fn poll_tokens(hub: Arc<EventHub>, service: TokenService) {
                 return;
             }
         }
-        match service.tokens().await {
+        let cards = hub.card_scope().filter(|c| c.pcsc_up());
+        let scope = cards.is_some();
+        let reply = match cards {
+            Some(cards) => service.tokens_where(move |m| !cards.is_card_module(&m.path)),
+            None => service.tokens(),
+        };
+        match reply.await {
             Ok(tokens) => {
                 let now: BTreeMap<TokenKey, ()> = tokens
                     .into_iter()
                     .map(|t| ((t.label, t.serial, t.slot_id), ()))
                     .collect();
-                if let Some(before) = &known {
+                if let Some(before) = &known
+                    && last_scope == Some(scope)
+                {
                     for event in token_changes(before, &now) {
                         hub.publish(&event);
                     }
                 }
                 known = Some(now);
+                last_scope = Some(scope);
             }
             Err(e) => tracing::warn!(error = %e, "token poll failed"),
         }

@@ -207,6 +207,11 @@ impl Daemon {
         self.addr
     }
 
+    /// The event hub (`GET /v1/events`), e.g. to feed it PC/SC card events.
+    pub fn events(&self) -> Arc<EventHub> {
+        Arc::clone(&self.app.events)
+    }
+
     /// Serve until `shutdown` completes, then stop accepting, end event streams and give
     /// open connections a few seconds to finish. Removes the endpoint file.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {

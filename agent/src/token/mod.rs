@@ -7,6 +7,7 @@
 mod error;
 mod inventory;
 pub mod module;
+pub mod opensc;
 mod ops;
 mod service;
 pub(crate) mod unpad;

@@ -2,7 +2,9 @@
 //!
 //! Sources, in order: modules named on the command line (then nothing else is searched),
 //! modules listed in the config file, modules registered with p11-kit (`*.module` files),
-//! and the platform's usual vendor module paths. Modules are de-duplicated by canonical path.
+//! the platform's usual vendor module paths, and the modules the ATR table names for the cards
+//! present (the caller reads them from PC/SC: see `pcsc::card_modules`). Modules are
+//! de-duplicated by canonical path.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,8 @@ pub enum ModuleSource {
     Config,
     P11Kit,
     UsualPath,
+    /// Named by the ATR table for a card that is present.
+    Atr,
 }
 
 /// A module to load.
@@ -47,6 +51,25 @@ const P11KIT_MODULE_DIRS: &[&str] = &[
     "/usr/lib/pkcs11",
     "/usr/lib64/pkcs11",
 ];
+
+/// Further folders a bare module file name from the ATR table is looked up in.
+const MODULE_DIRS: &[&str] = &["/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr/lib/segel"];
+
+/// A module named in the ATR table: an absolute path as is, a bare file name in the usual
+/// module folders; `None` when no such file exists.
+pub fn resolve_module_name(name: &str) -> Option<PathBuf> {
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return path.exists().then(|| path.to_path_buf());
+    }
+    let multiarch = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+    multiarch
+        .iter()
+        .chain(P11KIT_MODULE_DIRS)
+        .chain(MODULE_DIRS)
+        .map(|dir| Path::new(dir).join(path))
+        .find(|p| p.exists())
+}
 
 /// Modules that carry no keys (trust stores, proxies of modules we load directly anyway).
 const SKIPPED_MODULES: &[&str] = &["p11-kit-trust.so", "p11-kit-proxy.so", "p11-kit-client.so"];
@@ -124,6 +147,17 @@ pub fn p11kit_modules() -> Vec<PathBuf> {
 
 /// The module list to load: explicit paths win; otherwise config, p11-kit, usual paths.
 pub fn discover(explicit: &[PathBuf], configured: &[PathBuf], search: bool) -> Vec<ModuleSpec> {
+    discover_with(explicit, configured, search, &[])
+}
+
+/// [`discover`], then the modules the ATR table names for the cards present (`by_atr`,
+/// already resolved to files), unless modules were named explicitly.
+pub fn discover_with(
+    explicit: &[PathBuf],
+    configured: &[PathBuf],
+    search: bool,
+    by_atr: &[PathBuf],
+) -> Vec<ModuleSpec> {
     let mut specs: Vec<ModuleSpec> = Vec::new();
     let mut push = |path: PathBuf, source: ModuleSource| {
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -162,6 +196,9 @@ pub fn discover(explicit: &[PathBuf], configured: &[PathBuf], search: bool) -> V
         {
             push(path, ModuleSource::UsualPath);
         }
+    }
+    for path in by_atr {
+        push(path.clone(), ModuleSource::Atr);
     }
     specs
 }
@@ -265,6 +302,25 @@ mod tests {
         );
         assert_eq!(specs.len(), 1);
         assert_eq!(specs[0].source, ModuleSource::CommandLine);
+    }
+
+    #[test]
+    fn atr_modules_follow_the_others_and_never_join_explicit_ones() {
+        let atr = [PathBuf::from("/nonexistent/vendor.so")];
+        let specs = discover_with(&[], &[PathBuf::from("/x.so")], false, &atr);
+        let sources: Vec<_> = specs.iter().map(|s| s.source).collect();
+        assert_eq!(sources, [ModuleSource::Config, ModuleSource::Atr]);
+        let explicit = discover_with(&[PathBuf::from("/a.so")], &[], false, &atr);
+        assert_eq!(explicit.len(), 1);
+        assert_eq!(explicit[0].source, ModuleSource::CommandLine);
+    }
+
+    #[test]
+    fn module_names_resolve_to_existing_files_only() {
+        assert_eq!(resolve_module_name("/nonexistent/libnothing.so"), None);
+        assert_eq!(resolve_module_name("libsegel-no-such-module.so"), None);
+        let here = std::env::current_exe().unwrap();
+        assert_eq!(resolve_module_name(here.to_str().unwrap()), Some(here));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The token service: every loaded module, every token, each served by its own workers.
 
 mod admin;
+mod modules;
 pub use admin::{GeneratedKey, ImportOutcome, KeyPurpose, KeySpec, TokenAdmin};
 
 use std::collections::HashMap;
@@ -123,6 +124,8 @@ struct TokenHandle {
     description: Mutex<TokenDescription>,
     mechanisms: Vec<MechanismType>,
     pool: WorkerPool<SessionState>,
+    /// Threads in `pool` (a module re-initialisation pauses every one of them).
+    workers: usize,
 }
 
 /// What each worker thread owns: one session and the key handles it has looked up.
@@ -328,7 +331,8 @@ pub struct ServiceOptions {
 }
 
 struct Inner {
-    modules: Vec<Arc<ModuleHandle>>,
+    /// Loaded modules; only ever appended to (a module's index is part of its tokens' refs).
+    modules: Mutex<Vec<Arc<ModuleHandle>>>,
     tokens: Mutex<HashMap<TokenRef, Arc<TokenHandle>>>,
     irk: Arc<ImplicitRejectionKey>,
     options: ServiceOptions,
@@ -347,9 +351,9 @@ impl std::fmt::Debug for TokenService {
                 "modules",
                 &self
                     .inner
-                    .modules
+                    .modules()
                     .iter()
-                    .map(|m| &m.loaded.spec.path)
+                    .map(|m| m.loaded.spec.path.clone())
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
@@ -378,7 +382,7 @@ impl TokenService {
             .collect();
         Ok(TokenService {
             inner: Arc::new(Inner {
-                modules,
+                modules: Mutex::new(modules),
                 tokens: Mutex::new(HashMap::new()),
                 irk: Arc::new(ImplicitRejectionKey::new().map_err(|e| TokenError::Pkcs11 {
                     function: "OS random generator".to_owned(),
@@ -392,7 +396,7 @@ impl TokenService {
     /// Paths of the loaded modules.
     pub fn modules(&self) -> Vec<ModuleSpec> {
         self.inner
-            .modules
+            .modules()
             .iter()
             .map(|m| m.loaded.spec.clone())
             .collect()
@@ -402,6 +406,16 @@ impl TokenService {
     pub fn tokens(&self) -> Reply<Vec<TokenDescription>> {
         let inner = Arc::clone(&self.inner);
         spawn_once("segel-scan", move || scan(&inner))
+    }
+
+    /// [`Self::tokens`] for the modules `include` accepts only (the others are not touched:
+    /// the daemon polls software modules and leaves card modules to the PC/SC follower).
+    pub fn tokens_where(
+        &self,
+        include: impl Fn(&ModuleSpec) -> bool + Send + 'static,
+    ) -> Reply<Vec<TokenDescription>> {
+        let inner = Arc::clone(&self.inner);
+        spawn_once("segel-scan", move || scan_some(&inner, &include))
     }
 
     /// Every certificate on every token, tied to its private key where one is found.
@@ -759,9 +773,22 @@ fn spawn_once<R: Send + 'static>(
 
 /// Rescan the slots of every module; start workers for new tokens, drop vanished ones.
 fn scan(inner: &Arc<Inner>) -> Result<Vec<TokenDescription>, TokenError> {
+    scan_some(inner, &|_| true)
+}
+
+/// [`scan`] limited to the modules `include` accepts; other modules' tokens are not touched.
+fn scan_some(
+    inner: &Arc<Inner>,
+    include: &dyn Fn(&ModuleSpec) -> bool,
+) -> Result<Vec<TokenDescription>, TokenError> {
     let mut found = Vec::new();
     let mut seen = Vec::new();
-    for (index, module) in inner.modules.iter().enumerate() {
+    let mut scanned = Vec::new();
+    for (index, module) in inner.modules().iter().enumerate() {
+        if !include(&module.loaded.spec) {
+            continue;
+        }
+        scanned.push(index);
         let ctx = &module.loaded.ctx;
         let slots = match ctx.get_slots_with_token() {
             Ok(s) => s,
@@ -803,7 +830,7 @@ fn scan(inner: &Arc<Inner>) -> Result<Vec<TokenDescription>, TokenError> {
             found.push(desc);
         }
     }
-    lock(&inner.tokens).retain(|r, _| seen.contains(r));
+    lock(&inner.tokens).retain(|r, _| seen.contains(r) || !scanned.contains(&r.module));
     Ok(found)
 }
 
@@ -845,6 +872,7 @@ fn start_token(
         description: Mutex::new(desc.clone()),
         mechanisms,
         pool,
+        workers: threads.max(1),
     })
 }
 

@@ -662,6 +662,7 @@ impl Doctor {
                     "p11-kit (~/.config/pkcs11/modules, /usr/share/p11-kit/modules)".to_owned()
                 }
                 module::ModuleSource::UsualPath => "usual path".to_owned(),
+                module::ModuleSource::Atr => "ATR table (a card present)".to_owned(),
             };
             match wait(rx, deadline) {
                 Some(Ok(())) => {

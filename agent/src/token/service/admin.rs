@@ -111,7 +111,7 @@ impl TokenService {
     /// count too, so an empty slot can be enrolled.
     pub fn admin(&self, label: &str) -> Result<TokenAdmin, TokenError> {
         let mut found = Vec::new();
-        for module in &self.inner.modules {
+        for module in &self.inner.modules() {
             let ctx = &module.loaded.ctx;
             for slot in ctx.get_slots_with_token()? {
                 let desc = inventory::describe(ctx, slot, &module.loaded.spec.path)?;
@@ -468,7 +468,7 @@ impl TokenAdmin {
         let subject = enc(cert.tbs_certificate.subject.to_der())?;
         let issuer = enc(cert.tbs_certificate.issuer.to_der())?;
         let serial = enc(cert.tbs_certificate.serial_number.to_der())?;
-        self.session.create_object(&[
+        let created = self.session.create_object(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),
             Attribute::Token(true),
@@ -479,23 +479,59 @@ impl TokenAdmin {
             Attribute::Issuer(issuer),
             Attribute::SerialNumber(serial),
             Attribute::Value(der_bytes.to_vec()),
-        ])?;
-        Ok(())
+        ]);
+        match created {
+            Ok(_) => Ok(()),
+            // E.g. OpenSC on a PIV card: it writes objects only through a pkcs15init driver,
+            // and has none for PIV ("unable to locate pkcs15init driver for 'PIV-II'").
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::FunctionNotSupported,
+                _,
+            )) => Err(TokenError::MechanismUnsupported(format!(
+                "storing certificates on token {:?} (its PKCS#11 module cannot create objects there; use the card vendor's tool, e.g. piv-tool for PIV cards)",
+                self.description.label
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// C_SetPIN: change the user PIN (the old one is checked by the token).
+    ///
+    /// On an OpenSC PIV card the session is logged in first: OpenSC treats C_SetPIN in a
+    /// session that is not logged in as an unblock with the PUK where so configured (see
+    /// [`Self::unblock_pin`]), which would spend a PUK try on the old PIN.
     pub fn change_pin(&mut self, old: &SecretString, new: &SecretString) -> Result<(), TokenError> {
         self.writable()?;
         if self.description.flags.pin_locked {
             return Err(TokenError::PinLocked);
+        }
+        if self.is_opensc_piv() && !self.logged_in {
+            self.login(&crate::pin::FixedPin(old.clone()))?;
         }
         self.session
             .set_pin(&secret(old), &secret(new))
             .map_err(|e| self.explain_pin_error(TokenError::from(e)))
     }
 
+    /// Whether this is a PIV card driven by OpenSC's PIV driver (its PKCS#15 emulation names
+    /// the manufacturer `piv_II`), whose PUK is no SO PIN (see [`Self::unblock_pin`]).
+    pub fn is_opensc_piv(&self) -> bool {
+        self.description.manufacturer == "piv_II"
+    }
+
     /// Unblock (or reset) the user PIN with the security officer's PIN: C_Login(SO), then
     /// C_InitPIN. A wrong SO PIN is reported as PIN_INCORRECT.
+    ///
+    /// PIV cards (OpenSC) have a PUK instead: a PIV card takes the PUK only in RESET RETRY
+    /// COUNTER and CHANGE REFERENCE DATA, never in VERIFY (NIST SP 800-73-4 Part 2, 3.2.1:
+    /// VERIFY knows key references 00, 80, 96, 97), so OpenSC's C_Login(CKU_SO) — VERIFY with
+    /// reference 81 — is refused (`6A88`) and C_InitPIN is never reached. OpenSC unblocks a PIV
+    /// PIN with C_SetPIN(PUK, new PIN) in a session that is not logged in (framework-pkcs15.c,
+    /// `pkcs15_change_pin` → `sc_pkcs15_unblock_pin` → RESET RETRY COUNTER `00 2C 00 80` with
+    /// PUK ‖ new PIN) when its configuration has `user_pin_unblock_style =
+    /// set_pin_in_unlogged_session` in the `pkcs11` block. Without it OpenSC 0.23 makes the same
+    /// call a PIN change with the PUK as the old PIN, so Segel checks the configuration first
+    /// ([`crate::token::opensc`]) and otherwise refuses with that advice, touching nothing.
     pub fn unblock_pin(
         &mut self,
         so_pin: &SecretString,
@@ -505,6 +541,20 @@ impl TokenAdmin {
         if self.logged_in {
             let _ = self.session.logout();
             self.logged_in = false;
+        }
+        if self.is_opensc_piv() {
+            if !crate::token::opensc::unblocks_with_set_pin() {
+                return Err(TokenError::MechanismUnsupported(format!(
+                    "unblocking a PIV PIN with the PUK in this OpenSC configuration: add `pkcs11 {{ user_pin_unblock_style = set_pin_in_unlogged_session; }}` to the `app default` block of {}",
+                    crate::token::opensc::config_path().display()
+                )));
+            }
+            return self
+                .session
+                .set_pin(&secret(so_pin), &secret(new))
+                // A wrong PUK: RESET RETRY COUNTER answered 63Cx (PUK tries left) or 6983 (PUK
+                // blocked): PIN_INCORRECT / PIN_LOCKED; PKCS#11 has no PUK counter to report.
+                .map_err(TokenError::from);
         }
         self.session
             .login(UserType::So, Some(&secret(so_pin)))
