@@ -522,6 +522,33 @@ mod tests {
         let e = a.validate().unwrap_err();
         let fields: Vec<&str> = e.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["--name", "--email", "--nik", "--npwp"]);
+        let coded: Vec<(&str, &str)> = e.iter().map(|e| (e.name(), e.code())).collect();
+        assert_eq!(
+            coded,
+            [
+                ("name", "empty"),
+                ("email", "invalid"),
+                ("nik", "invalid"),
+                ("npwp", "invalid")
+            ]
+        );
+    }
+
+    #[test]
+    fn long_and_control_character_fields_have_their_codes() {
+        let a = Applicant {
+            name: "N".repeat(65),
+            email: "budi@majujaya.co.id".into(),
+            org: "PT\u{7}X".into(),
+            unit: "Direktur".into(),
+            city: "Balikpapan".into(),
+            province: "Kalimantan Timur".into(),
+            npwp: None,
+            nik: None,
+        };
+        let e = a.validate().unwrap_err();
+        let coded: Vec<(&str, &str)> = e.iter().map(|e| (e.name(), e.code())).collect();
+        assert_eq!(coded, [("name", "too_long"), ("org", "control_characters")]);
     }
 
     #[test]
