@@ -104,6 +104,31 @@ pub struct FieldError {
     pub problem: String,
 }
 
+impl FieldError {
+    /// The field's name without the CLI's dashes (`email`, `nik`, …), as the API names it.
+    pub fn name(&self) -> &'static str {
+        self.field.trim_start_matches('-')
+    }
+
+    /// A stable code for the problem, for programs (the API, the extension's messages):
+    /// `empty`, `too_long`, `control_characters`, or `invalid` (a malformed email, NIK, NPWP).
+    pub fn code(&self) -> &'static str {
+        if self.problem == PROBLEM_EMPTY {
+            "empty"
+        } else if self.problem == PROBLEM_TOO_LONG {
+            "too_long"
+        } else if self.problem == PROBLEM_CONTROL {
+            "control_characters"
+        } else {
+            "invalid"
+        }
+    }
+}
+
+const PROBLEM_EMPTY: &str = "must not be empty";
+const PROBLEM_TOO_LONG: &str = "has more than 64 characters (X.520 upper bound)";
+const PROBLEM_CONTROL: &str = "contains control characters";
+
 fn field_error(field: &'static str, problem: impl Into<String>) -> FieldError {
     FieldError {
         field,
@@ -218,14 +243,11 @@ impl Applicant {
             ("--province", &self.province),
         ] {
             if value.trim().is_empty() {
-                problems.push(field_error(field, "must not be empty"));
+                problems.push(field_error(field, PROBLEM_EMPTY));
             } else if value.chars().count() > 64 {
-                problems.push(field_error(
-                    field,
-                    "has more than 64 characters (X.520 upper bound)",
-                ));
+                problems.push(field_error(field, PROBLEM_TOO_LONG));
             } else if value.chars().any(char::is_control) {
-                problems.push(field_error(field, "contains control characters"));
+                problems.push(field_error(field, PROBLEM_CONTROL));
             }
         }
         if let Err(e) = check_email(&self.email) {
@@ -500,6 +522,33 @@ mod tests {
         let e = a.validate().unwrap_err();
         let fields: Vec<&str> = e.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["--name", "--email", "--nik", "--npwp"]);
+        let coded: Vec<(&str, &str)> = e.iter().map(|e| (e.name(), e.code())).collect();
+        assert_eq!(
+            coded,
+            [
+                ("name", "empty"),
+                ("email", "invalid"),
+                ("nik", "invalid"),
+                ("npwp", "invalid")
+            ]
+        );
+    }
+
+    #[test]
+    fn long_and_control_character_fields_have_their_codes() {
+        let a = Applicant {
+            name: "N".repeat(65),
+            email: "budi@majujaya.co.id".into(),
+            org: "PT\u{7}X".into(),
+            unit: "Direktur".into(),
+            city: "Balikpapan".into(),
+            province: "Kalimantan Timur".into(),
+            npwp: None,
+            nik: None,
+        };
+        let e = a.validate().unwrap_err();
+        let coded: Vec<(&str, &str)> = e.iter().map(|e| (e.name(), e.code())).collect();
+        assert_eq!(coded, [("name", "too_long"), ("org", "control_characters")]);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn pkcs7_certificates(der_bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-fn is_ca(der_bytes: &[u8]) -> bool {
+pub(crate) fn is_ca(der_bytes: &[u8]) -> bool {
     Certificate::from_der(der_bytes).is_ok_and(
         |c| matches!(c.tbs_certificate.get::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca),
     )

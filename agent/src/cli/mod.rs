@@ -11,7 +11,7 @@ pub mod demo;
 mod doctor;
 mod endpoint;
 mod enroll;
-mod import_cert;
+pub(crate) mod import_cert;
 mod install;
 mod native_host;
 mod open;

@@ -7,8 +7,11 @@
 //! pcscd is still powering. Other modules (SoftHSM, Segel's key-file module, p11-kit's client)
 //! have no PC/SC events, so they are polled while anyone listens — all modules are while
 //! pcscd is not running.
+//!
+//! `certificate_expiring` is sent when a certificate on a present token comes within 30 and
+//! again within 7 days of its notAfter (once per threshold per certificate per daemon run).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -42,6 +45,18 @@ pub enum Event {
         total: u64,
         state: String,
     },
+    CertificateExpiring {
+        /// SHA-256 fingerprint (the API's certificate selector).
+        certificate: String,
+        subject: String,
+        token_label: String,
+        token_serial: String,
+        /// RFC 3339.
+        not_after: String,
+        days_left: i64,
+        /// The threshold crossed: 30 or 7 (days).
+        threshold_days: i64,
+    },
 }
 
 impl Event {
@@ -50,6 +65,7 @@ impl Event {
             Event::TokenInserted { .. } => "token_inserted",
             Event::TokenRemoved { .. } => "token_removed",
             Event::JobProgress { .. } => "job_progress",
+            Event::CertificateExpiring { .. } => "certificate_expiring",
         }
     }
 
@@ -68,6 +84,10 @@ pub struct EventHub {
     poll_interval: Duration,
     /// Set once PC/SC cards are followed: which modules the poller leaves to the follower.
     cards: Mutex<Option<Arc<CardScope>>>,
+    /// The certificate expiry watch: running flag and the (fingerprint, threshold) pairs
+    /// already announced in this daemon run.
+    expiry_running: Mutex<bool>,
+    expiry_sent: Mutex<HashSet<(String, i64)>>,
 }
 
 /// The PC/SC side of token events: the watcher (is pcscd up?) and the ATR table (which
@@ -134,6 +154,8 @@ impl EventHub {
             poller_running: Mutex::new(false),
             poll_interval,
             cards: Mutex::new(None),
+            expiry_running: Mutex::new(false),
+            expiry_sent: Mutex::new(HashSet::new()),
         })
     }
 
@@ -184,6 +206,15 @@ impl EventHub {
         if !*running {
             *running = true;
             tokio::spawn(poll_tokens(Arc::clone(self), service.clone()));
+        }
+        drop(running);
+        let mut expiry = self
+            .expiry_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !*expiry {
+            *expiry = true;
+            tokio::spawn(watch_expiry(Arc::clone(self), service.clone()));
         }
         SseBody {
             rx,
@@ -272,6 +303,100 @@ async fn poll_tokens(hub: Arc<EventHub>, service: TokenService) {
     }
 }
 
+/// Days before notAfter at which `certificate_expiring` is sent, widest first.
+pub const EXPIRY_THRESHOLDS: [i64; 2] = [30, 7];
+
+/// One certificate as the expiry watch sees it.
+#[derive(Debug, Clone)]
+struct ExpiryCandidate {
+    certificate: String,
+    subject: String,
+    token_label: String,
+    token_serial: String,
+    not_after: std::time::SystemTime,
+}
+
+/// `certificate_expiring` events for certificates within a threshold and not yet announced
+/// for it; a certificate first seen inside the 7-day threshold gets one event (7) and the
+/// 30-day one is marked as passed. Expired certificates get none (the certificate list says
+/// EXPIRED).
+fn expiry_events(
+    certs: &[ExpiryCandidate],
+    now: std::time::SystemTime,
+    sent: &mut HashSet<(String, i64)>,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    for c in certs {
+        let Ok(left) = c.not_after.duration_since(now) else {
+            continue;
+        };
+        let days_left = (left.as_secs() / 86_400) as i64;
+        // The tightest threshold the certificate is within (days_left < threshold).
+        let Some(threshold) = EXPIRY_THRESHOLDS
+            .iter()
+            .copied()
+            .filter(|t| days_left < *t)
+            .min()
+        else {
+            continue;
+        };
+        if sent.contains(&(c.certificate.clone(), threshold)) {
+            continue;
+        }
+        for t in EXPIRY_THRESHOLDS.iter().filter(|t| **t >= threshold) {
+            sent.insert((c.certificate.clone(), *t));
+        }
+        events.push(Event::CertificateExpiring {
+            certificate: c.certificate.clone(),
+            subject: c.subject.clone(),
+            token_label: c.token_label.clone(),
+            token_serial: c.token_serial.clone(),
+            not_after: crate::certinfo::rfc3339(c.not_after),
+            days_left,
+            threshold_days: threshold,
+        });
+    }
+    events
+}
+
+/// Check the certificates of the present tokens while anyone listens (a token inserted is
+/// seen at the next check); like the token poller it stops with the last subscriber. What was
+/// announced is kept for the daemon's run.
+async fn watch_expiry(hub: Arc<EventHub>, service: TokenService) {
+    loop {
+        {
+            let mut running = hub.expiry_running.lock().unwrap_or_else(|p| p.into_inner());
+            if !hub.has_subscribers() {
+                *running = false;
+                return;
+            }
+        }
+        match service.certificates().await {
+            Ok(entries) => {
+                let certs: Vec<ExpiryCandidate> = entries
+                    .iter()
+                    .map(|e| ExpiryCandidate {
+                        certificate: e.info.fingerprint_sha256.clone(),
+                        subject: e.info.subject.clone(),
+                        token_label: e.token_label.clone(),
+                        token_serial: e.token_serial.clone(),
+                        not_after: e.info.not_after,
+                    })
+                    .collect();
+                let events = {
+                    let mut sent = hub.expiry_sent.lock().unwrap_or_else(|p| p.into_inner());
+                    expiry_events(&certs, std::time::SystemTime::now(), &mut sent)
+                };
+                for event in &events {
+                    hub.publish(event);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "certificate expiry check failed"),
+        }
+        tokio::time::sleep(hub.poll_interval).await;
+    }
+}
+
 /// The body of `GET /v1/events`: frames from the hub plus a keep-alive comment every 15 s.
 #[derive(Debug)]
 pub struct SseBody {
@@ -328,6 +453,52 @@ mod tests {
         assert!(frames[1].starts_with("event: token_removed\n"));
         assert!(frames[1].contains("\"label\":\"a\"") && frames[1].ends_with("\n\n"));
         assert!(token_changes(&set(&[("a", 1)]), &set(&[("a", 1)])).is_empty());
+    }
+
+    #[test]
+    fn expiry_events_fire_once_per_threshold_per_certificate() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(86_400);
+        let cand = |name: &str, after: std::time::SystemTime| ExpiryCandidate {
+            certificate: name.to_owned(),
+            subject: format!("CN={name}"),
+            token_label: "t".to_owned(),
+            token_serial: "1".to_owned(),
+            not_after: after,
+        };
+        let certs = vec![
+            cand("in5", now + day * 5 + Duration::from_secs(60)),
+            cand("in20", now + day * 20 + Duration::from_secs(60)),
+            cand("in90", now + day * 90),
+            cand("expired", now - day),
+        ];
+        let mut sent = HashSet::new();
+        let first = expiry_events(&certs, now, &mut sent);
+        let got: Vec<(String, i64, i64)> = first
+            .iter()
+            .map(|e| match e {
+                Event::CertificateExpiring {
+                    certificate,
+                    days_left,
+                    threshold_days,
+                    ..
+                } => (certificate.clone(), *days_left, *threshold_days),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![("in5".into(), 5, 7), ("in20".into(), 20, 30)]);
+        assert!(
+            String::from_utf8_lossy(&first[0].frame()).starts_with("event: certificate_expiring\n")
+        );
+        // Nothing again in the same run.
+        assert!(expiry_events(&certs, now, &mut sent).is_empty());
+        // The 20-day certificate crosses 7 days later: one more event.
+        let later = now + day * 14;
+        let again = expiry_events(&certs, later, &mut sent);
+        assert_eq!(again.len(), 1);
+        assert!(
+            matches!(&again[0], Event::CertificateExpiring { certificate, threshold_days: 7, .. } if certificate == "in20")
+        );
     }
 
     #[tokio::test]

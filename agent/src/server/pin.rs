@@ -18,6 +18,13 @@ impl std::fmt::Debug for ApiPin {
     }
 }
 
+impl ApiPin {
+    /// The secret, for a token operation that takes it directly (PIN change, unblock).
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for ApiPin {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Zeroizing::new(String::deserialize(d)?);

@@ -3,7 +3,9 @@
 mod bids;
 mod certificates;
 mod consent;
+mod enroll;
 mod openapi;
+mod pins;
 mod sign;
 mod status;
 
@@ -83,6 +85,26 @@ async fn route(
         },
         "/v1/sign" => match method {
             Method::POST => sign::post(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/enroll" => match method {
+            Method::POST => enroll::enroll(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/certificates/import" => match method {
+            Method::POST => enroll::import(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/pin/status" => match method {
+            Method::POST => pins::status(app, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/pin/change" => match method {
+            Method::POST => pins::change(app, caller, req).await,
+            m => Err(method_not_allowed(&m, &path, "POST")),
+        },
+        "/v1/pin/unblock" => match method {
+            Method::POST => pins::unblock(app, caller, req).await,
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/consent" => match method {
