@@ -11,7 +11,7 @@
 //     unpacked extension, and the native-messaging host manifest in the profile.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
@@ -148,6 +148,15 @@ export class Stack {
     run('pkcs11-tool', [...rsa, '--write-object', `${spki}.rsa`, '--type', 'pubkey', '--usage-sign'], this.env);
     run('pkcs11-tool', [...rsa, '--write-object', join(fx, 'vendor-rsa2048.crt.der'), '--type', 'cert'], this.env);
 
+    // A committee (pokja) decryption key on the same token: RSA-2048, for sealing and opening bids.
+    this.pokjaCertDer = readFileSync(join(fx, 'pokja-rsa2048.crt.der'));
+    writeFileSync(`${spki}.pokja.pem`, run('openssl', ['x509', '-in', join(fx, 'pokja-rsa2048.crt.pem'), '-noout', '-pubkey'], this.env));
+    run('openssl', ['pkey', '-pubin', '-in', `${spki}.pokja.pem`, '-outform', 'DER', '-out', `${spki}.pokja`], this.env);
+    const pokja = ['--module', SOFTHSM, '--token-label', 'vendor', '--id', '03', '--label', 'Pokja RSA'];
+    run('pkcs11-tool', [...pokja, '--login', '--pin', PIN, '--write-object', join(fx, 'pokja-rsa2048.key.pem'), '--type', 'privkey', '--sensitive', '--usage-decrypt'], this.env);
+    run('pkcs11-tool', [...pokja, '--write-object', `${spki}.pokja`, '--type', 'pubkey', '--usage-decrypt'], this.env);
+    run('pkcs11-tool', [...pokja, '--write-object', join(fx, 'pokja-rsa2048.crt.der'), '--type', 'cert'], this.env);
+
     // Demo sites: one allowed by policy, one not.
     this.allowed = await demoServer();
     this.other = await demoServer();
@@ -205,8 +214,13 @@ export class Stack {
       return;
     }
 
+    // Downloads (sealed and opened bids the extension saves) land here, named by Playwright.
+    this.downloads = join(this.dir, 'downloads');
+    mkdirSync(this.downloads);
     this.context = await chromium.launchPersistentContext(this.profile, {
       executablePath: chromiumBinary(),
+      acceptDownloads: true,
+      downloadsPath: this.downloads,
       headless: true,
       // Chromium on Linux takes its UI language from LANGUAGE / LANG (--lang is for other systems).
       env: { ...this.env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8` },
@@ -293,6 +307,22 @@ export class Stack {
       predicate: (p) => p.url().startsWith(`chrome-extension://${this.extensionId}/consent.html`),
       timeout: 30000,
     });
+  }
+
+  /** Files the browser downloaded so far: [{path, bytes}]. */
+  downloaded() {
+    const out = [];
+    for (const f of readdirSync(this.downloads)) {
+      if (f.endsWith('.crdownload')) {
+        continue; // still being written
+      }
+      try {
+        out.push({ path: join(this.downloads, f), bytes: statSync(join(this.downloads, f)).size });
+      } catch {
+        /* renamed meanwhile */
+      }
+    }
+    return out;
   }
 
   /** Segel windows open now. */
