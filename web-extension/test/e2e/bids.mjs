@@ -207,9 +207,16 @@ test('a large bid (SEGEL_E2E_BIG_MB, default 200 MB) is sealed and opened stream
   const [line, p7m, want] = await seal(page, file);
   assert.equal(line.bytes, mb << 20);
   const seen = new Set(stack.downloaded().map((f) => f.path));
+  // The site (consent remembered while sealing) follows the opening job's progress.
+  await page.evaluate(() => {
+    window.progressSeen = [];
+    window.Segel.on('progress', (e) => window.progressSeen.push(e));
+  });
   const [r] = await open(page, p7m, PIN);
   assert.equal(r.ok, true, JSON.stringify(r));
   assert.equal(r.value.bids[0].sha256, want);
+  const progress = await page.evaluate(() => window.progressSeen);
+  assert.ok(progress.some((e) => e.type === 'job_progress'), JSON.stringify(progress));
   const opened = await waitDownload(seen, mb << 20, 'opened-besar.bin');
   assert.equal(await sha256File(opened), want);
   const hwm = daemonHwmKb();
