@@ -38,7 +38,7 @@ export interface TransportDeps {
 }
 
 export interface Transport {
-  call<T>(method: 'GET' | 'POST', path: string, opts?: CallOptions): Promise<T>;
+  call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts?: CallOptions): Promise<T>;
   /** A streaming GET (Server-Sent Events); only over HTTPS. */
   stream(path: string, opts: CallOptions): Promise<ReadableStream<Uint8Array>>;
   /** Stream a file to the daemon (`POST /v1/files?name=…`, the `Blob` as the body, never read
@@ -176,7 +176,7 @@ export function createTransport(deps: TransportDeps): Transport {
     return { status: a.status, text: a.body === undefined ? '' : JSON.stringify(a.body) };
   }
 
-  async function send(method: 'GET' | 'POST', p: string, opts: CallOptions): Promise<Reply> {
+  async function send(method: 'GET' | 'POST' | 'DELETE', p: string, opts: CallOptions): Promise<Reply> {
     let ep = await getEndpoint();
     if (!httpsBroken) {
       try {
@@ -210,7 +210,7 @@ export function createTransport(deps: TransportDeps): Transport {
   }
 
   return {
-    async call<T>(method: 'GET' | 'POST', p: string, opts: CallOptions = {}): Promise<T> {
+    async call<T>(method: 'GET' | 'POST' | 'DELETE', p: string, opts: CallOptions = {}): Promise<T> {
       return decodeReply<T>(await send(method, p, opts));
     },
     async stream(p: string, opts: CallOptions): Promise<ReadableStream<Uint8Array>> {

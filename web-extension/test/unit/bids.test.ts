@@ -15,6 +15,8 @@ const RECIPIENT = Buffer.from('committee certificate DER').toString('base64');
 const BID: PickedFile = { id: 'a'.repeat(32), name: 'penawaran.pdf', bytes: 1234, sha256: '1'.repeat(64) };
 const BID2: PickedFile = { id: 'b'.repeat(32), name: 'teknis.pdf', bytes: 99, sha256: '2'.repeat(64) };
 
+const deleted = (seen: Seen[]) => seen.filter((s) => s.method === 'DELETE').map((s) => s.path);
+
 async function rejects(p: Promise<unknown>, code: string): Promise<SegelError> {
   try {
     await p;
@@ -40,6 +42,9 @@ function bidDaemon(more: Route, site: 'ok' | 'consent' | 'refused' = 'ok') {
     }
     if (req.path === '/v1/tokens') {
       return { status: 200, body: { tokens: [TOKEN] } };
+    }
+    if (req.method === 'DELETE' && req.path.startsWith('/v1/files/')) {
+      return { status: 200, body: { id: req.path.slice(10), deleted: true } };
     }
     if (req.path === '/v1/consent') {
       return { status: 200, body: { origin: 'https://spse.lkpp.go.id', granted: true } };
@@ -95,6 +100,8 @@ test('seal: the window asks for files and the PIN; each file is sealed once, sav
   ]);
   // The site was asked first, as the site (policy and consent), without a token call.
   assert.equal(d.seen[0].site, 'https://spse.lkpp.go.id');
+  // The picked bids the daemon held are dropped afterwards.
+  assert.deepEqual(deleted(d.seen), [`/v1/files/${BID.id}`, `/v1/files/${BID2.id}`]);
 });
 
 test('seal: a wrong PIN stops at the first file: PIN_INCORRECT with the retries, no second attempt', async () => {
@@ -103,6 +110,7 @@ test('seal: a wrong PIN stops at the first file: PIN_INCORRECT with the retries,
   const e = await rejects(seal(ctx(d.transport, w.ui), { certificate: CERT.fingerprint_sha256, recipients: [RECIPIENT] }), 'PIN_INCORRECT');
   assert.equal(e.details.retriesLeft, null);
   assert.equal(d.seen.filter((s) => s.path === '/v1/seal').length, 1);
+  assert.deepEqual(deleted(d.seen), [`/v1/files/${BID.id}`, `/v1/files/${BID2.id}`], 'dropped after a failure too');
 });
 
 test('seal: a site outside the policy → ORIGIN_NOT_ALLOWED before any window', async () => {
@@ -223,6 +231,7 @@ test('open: one job for all files with one PIN; polled to the end; opened bids s
   assert.equal(opens[0].site, null);
   assert.deepEqual(opens[0].body, { files: [P7M.id, P7M2.id], certificate: CERT.fingerprint_sha256, pin: '1234' });
   assert.equal(d.seen.filter((s) => s.path.startsWith('/v1/jobs/')).length, 3);
+  assert.deepEqual(deleted(d.seen), [`/v1/files/${P7M.id}`, `/v1/files/${P7M2.id}`]);
   assert.deepEqual(saved, [{ id: '9'.repeat(32), filename: 'penawaran.pdf' }]);
   assert.deepEqual(r.openedBy, { subject: 'CN=Pokja 1' });
   assert.deepEqual(r.bids[0], {

@@ -114,3 +114,9 @@ export function pinFields(pin: string | undefined, finalTry: boolean): Record<st
   }
   return body;
 }
+
+/** Drop the picked files the daemon holds (best effort: the daemon empties its work folder
+ * when it starts anyway). */
+export async function dropPicked(ctx: ActionContext, files: PickedFile[]): Promise<void> {
+  await Promise.allSettled(files.map((f) => ctx.transport.call('DELETE', `/v1/files/${encodeURIComponent(f.id)}`)));
+}

@@ -11,9 +11,10 @@
 //    gets the opening report. A wrong PIN fails the whole job before any bid, never retried.
 
 import { DAEMON_TO_PAGE, DaemonError, SegelError, isDaemonCode } from '../../shared/errors';
+import type { PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
-import { certificateView, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
+import { certificateView, dropPicked, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
 import { grantConsent } from './consent';
 import { certificateFingerprint } from './sign';
 
@@ -92,60 +93,75 @@ export async function open(ctx: ActionContext, params: unknown, pollMs = JOB_POL
       if (needConsent && d.remember) {
         await grantConsent(ctx);
       }
-      let job: string;
       try {
-        ({ job } = await ctx.transport.call<{ job: string }>('POST', '/v1/open', {
-          body: { files: files.map((f) => f.id), certificate: o.fingerprint, ...pinFields(d.pin, d.finalTry) },
-        }));
-      } catch (e) {
-        throw await pinError(ctx, o.fingerprint, e);
+        return await runJob(ctx, o.fingerprint, files, d.pin, d.finalTry, pollMs);
+      } finally {
+        await dropPicked(ctx, files);
       }
-      let j: DaemonJob;
-      for (;;) {
-        j = await ctx.transport.call<DaemonJob>('GET', `/v1/jobs/${encodeURIComponent(job)}`);
-        if (j.state !== 'running') {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, pollMs));
-      }
-      if (j.state === 'failed') {
-        const code = j.error?.code;
-        const message = typeof j.error?.message === 'string' ? j.error.message : 'the opening failed';
-        if (isDaemonCode(code)) {
-          throw await pinError(ctx, o.fingerprint, new DaemonError(code, message, 0));
-        }
-        throw new SegelError('INTERNAL', message);
-      }
-      const lines = j.result?.bids ?? [];
-      const bids: OpenedBid[] = [];
-      for (const [i, l] of lines.entries()) {
-        // The daemon keeps the order of the files it was given.
-        const picked = files.at(i);
-        let saved: string | null = null;
-        if (typeof l.download === 'string') {
-          const name = (picked?.name ?? baseName(l.file)).replace(/\.p7m$/i, '') || `bid-${i + 1}`;
-          await ctx.save(l.download, name);
-          saved = name;
-        }
-        bids.push({
-          file: picked?.name ?? baseName(l.file),
-          sealedSha256: picked?.sha256 ?? '',
-          status: l.status,
-          vendor: l.vendor,
-          signatureValid: l.signature_valid,
-          chain: l.chain,
-          signingTime: l.signing_time,
-          sha256: l.plaintext_sha256,
-          size: l.size,
-          saved,
-          error: l.error,
-          errorCode: l.error_code === null ? null : isDaemonCode(l.error_code) ? DAEMON_TO_PAGE[l.error_code] : 'INTERNAL',
-          agentCode: l.error_code,
-        });
-      }
-      return { openedBy: j.result?.opened_by ?? null, bids };
     },
   );
+}
+
+async function runJob(
+  ctx: ActionContext,
+  fingerprint: string,
+  files: PickedFile[],
+  pin: string | undefined,
+  finalTry: boolean,
+  pollMs: number,
+): Promise<OpeningResult> {
+  let job: string;
+  try {
+    ({ job } = await ctx.transport.call<{ job: string }>('POST', '/v1/open', {
+      body: { files: files.map((f) => f.id), certificate: fingerprint, ...pinFields(pin, finalTry) },
+    }));
+  } catch (e) {
+    throw await pinError(ctx, fingerprint, e);
+  }
+  let j: DaemonJob;
+  for (;;) {
+    j = await ctx.transport.call<DaemonJob>('GET', `/v1/jobs/${encodeURIComponent(job)}`);
+    if (j.state !== 'running') {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  if (j.state === 'failed') {
+    const code = j.error?.code;
+    const message = typeof j.error?.message === 'string' ? j.error.message : 'the opening failed';
+    if (isDaemonCode(code)) {
+      throw await pinError(ctx, fingerprint, new DaemonError(code, message, 0));
+    }
+    throw new SegelError('INTERNAL', message);
+  }
+  const lines = j.result?.bids ?? [];
+  const bids: OpenedBid[] = [];
+  for (const [i, l] of lines.entries()) {
+    // The daemon keeps the order of the files it was given.
+    const picked = files.at(i);
+    let saved: string | null = null;
+    if (typeof l.download === 'string') {
+      const name = (picked?.name ?? baseName(l.file)).replace(/\.p7m$/i, '') || `bid-${i + 1}`;
+      await ctx.save(l.download, name);
+      saved = name;
+    }
+    bids.push({
+      file: picked?.name ?? baseName(l.file),
+      sealedSha256: picked?.sha256 ?? '',
+      status: l.status,
+      vendor: l.vendor,
+      signatureValid: l.signature_valid,
+      chain: l.chain,
+      signingTime: l.signing_time,
+      sha256: l.plaintext_sha256,
+      size: l.size,
+      saved,
+      error: l.error,
+      errorCode: l.error_code === null ? null : isDaemonCode(l.error_code) ? DAEMON_TO_PAGE[l.error_code] : 'INTERNAL',
+      agentCode: l.error_code,
+    });
+  }
+  return { openedBy: j.result?.opened_by ?? null, bids };
 }
 
 async function pinError(ctx: ActionContext, fingerprint: string, e: unknown): Promise<unknown> {

@@ -11,9 +11,10 @@
 //    browser's download manager. The page gets names, sizes and hashes only.
 
 import { DaemonError, SegelError } from '../../shared/errors';
+import type { PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
-import { certificateView, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
+import { certificateView, dropPicked, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
 import { grantConsent } from './consent';
 import { base64Bytes, certificateFingerprint } from './sign';
 
@@ -84,45 +85,59 @@ export async function seal(ctx: ActionContext, params: unknown): Promise<SealedB
       if (needConsent && d.remember) {
         await grantConsent(ctx);
       }
-      const out: SealedBid[] = [];
-      for (const [i, f] of files.entries()) {
-        let r: DaemonSealed;
-        try {
-          // The user approved in Segel's window and picked the files there: the extension asks
-          // as the user (the files are held for the user, not the site).
-          r = await ctx.transport.call<DaemonSealed>('POST', '/v1/seal', {
-            body: {
-              file: f.id,
-              certificate: s.fingerprint,
-              recipients: s.recipients,
-              file_rules: s.fileRules,
-              // One PIN entry: the token stays logged in for the next files.
-              ...(i === 0 ? pinFields(d.pin, d.finalTry) : pinFields(d.pin, false)),
-            },
-          });
-        } catch (e) {
-          if (e instanceof DaemonError && e.agentCode === 'PIN_INCORRECT') {
-            throw await pinIncorrect(ctx, s.fingerprint, e);
-          }
-          if (e instanceof DaemonError && e.agentCode === 'PIN_REQUIRED') {
-            throw new SegelError('PIN_INVALID', 'enter the PIN');
-          }
-          throw e;
-        }
-        if (r.report?.content_sha256 !== undefined && r.report.content_sha256 !== f.sha256) {
-          throw new SegelError('INTERNAL', `the daemon sealed ${f.name} with another hash than it received`);
-        }
-        await ctx.save(r.id, r.name);
-        out.push({
-          file: f.name,
-          bytes: f.bytes,
-          sha256: f.sha256,
-          sealed: r.name,
-          sealedBytes: r.bytes,
-          recipients: r.report?.recipients ?? [],
-        });
+      try {
+        return await sealEach(ctx, s, files, d.pin, d.finalTry);
+      } finally {
+        await dropPicked(ctx, files);
       }
-      return out;
     },
   );
+}
+
+async function sealEach(
+  ctx: ActionContext,
+  s: SealParams,
+  files: PickedFile[],
+  pin: string | undefined,
+  finalTry: boolean,
+): Promise<SealedBid[]> {
+  const out: SealedBid[] = [];
+  for (const [i, f] of files.entries()) {
+    let r: DaemonSealed;
+    try {
+      // The user approved in Segel's window and picked the files there: the extension asks
+      // as the user (the files are held for the user, not the site).
+      r = await ctx.transport.call<DaemonSealed>('POST', '/v1/seal', {
+        body: {
+          file: f.id,
+          certificate: s.fingerprint,
+          recipients: s.recipients,
+          file_rules: s.fileRules,
+          // One PIN entry: the token stays logged in for the next files.
+          ...pinFields(pin, i === 0 && finalTry),
+        },
+      });
+    } catch (e) {
+      if (e instanceof DaemonError && e.agentCode === 'PIN_INCORRECT') {
+        throw await pinIncorrect(ctx, s.fingerprint, e);
+      }
+      if (e instanceof DaemonError && e.agentCode === 'PIN_REQUIRED') {
+        throw new SegelError('PIN_INVALID', 'enter the PIN');
+      }
+      throw e;
+    }
+    if (r.report?.content_sha256 !== undefined && r.report.content_sha256 !== f.sha256) {
+      throw new SegelError('INTERNAL', `the daemon sealed ${f.name} with another hash than it received`);
+    }
+    await ctx.save(r.id, r.name);
+    out.push({
+      file: f.name,
+      bytes: f.bytes,
+      sha256: f.sha256,
+      sealed: r.name,
+      sealedBytes: r.bytes,
+      recipients: r.report?.recipients ?? [],
+    });
+  }
+  return out;
 }
