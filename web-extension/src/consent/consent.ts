@@ -209,7 +209,12 @@ async function main(): Promise<void> {
   });
   $('cancel').addEventListener('click', () => {
     uploading?.abort();
-    void send({ window: 'decide', id, approve: false, remember: false }).finally(() => window.close());
+    // Files already streamed to the daemon for this request are dropped before answering.
+    const held = picked;
+    picked = [];
+    void Promise.allSettled(held.map((f) => transport.call('DELETE', `/v1/files/${encodeURIComponent(f.id)}`)))
+      .then(() => send({ window: 'decide', id, approve: false, remember: false }))
+      .finally(() => window.close());
   });
   $('close').addEventListener('click', () => window.close());
   $('form').addEventListener('submit', (ev) => {

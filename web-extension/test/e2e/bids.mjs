@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PIN, Stack } from './harness.mjs';
@@ -50,6 +50,11 @@ async function sha256File(path) {
     h.update(chunk);
   }
   return h.digest('hex');
+}
+
+/** Files named `name` anywhere under the private HOME (the daemon's work folder is there). */
+function held(name) {
+  return readdirSync(stack.home, { recursive: true }).filter((p) => String(p).endsWith(`/${name}`));
 }
 
 /** The daemon's peak resident memory (kB). */
@@ -124,9 +129,16 @@ test('cancel in the window → USER_CANCELLED; a wrong PIN on open → PIN_INCOR
   const pending = call(page, sealCall, { certificate: vendor, recipients: [pokjaB64] });
   const w = await win;
   await w.waitForSelector('#files-block:not([hidden])');
+  // A file picked (and streamed to the daemon), then cancelled: the daemon drops it.
+  const picked = join(stack.dir, 'batal.pdf');
+  writeFileSync(picked, randomBytes(5000));
+  await w.setInputFiles('#files', picked);
+  await w.waitForSelector('#file-list tr');
+  assert.equal(held('batal.pdf').length, 1, 'the daemon holds the picked file');
   await w.click('#cancel');
   const c = await pending;
   assert.equal(c.code, 'USER_CANCELLED', JSON.stringify(c));
+  assert.deepEqual(held('batal.pdf'), [], 'the cancelled file is still held by the daemon');
 
   // A bid sealed with the CLI on the same token (this case runs first: the daemon has not
   // logged in yet, so the wrong PIN reaches the token).
@@ -165,6 +177,7 @@ test('seal a bid as the vendor, open it as the committee: same SHA-256, opened b
   assert.equal(line.file, 'penawaran.pdf');
   assert.equal(line.sealed, 'penawaran.pdf.p7m');
   assert.equal(line.bytes, 300_000);
+  assert.deepEqual(held('penawaran.pdf'), [], 'the daemon still holds the bid after sealing it');
 
   // OpenSSL decrypts the saved .p7m with the committee key and verifies the vendor's signature.
   const inner = join(stack.dir, 'inner.p7m');
