@@ -215,6 +215,11 @@ fn install_dry_run_install_twice_uninstall_purge() -> Result<()> {
     let home = Home::new()?;
     let shim = segel_tests::shim::module_path()?;
     let shim_arg = shim.display().to_string();
+    // Firefox ran with Segel's add-on: its per-profile origin is in prefs.js.
+    std::fs::write(
+        home.profile().join("prefs.js"),
+        "user_pref(\"extensions.webextensions.uuids\", \"{\\\"segel@segel.id\\\":\\\"5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11\\\"}\");\n",
+    )?;
     // segel_cmd makes the XDG folders: take the "before" picture after one harmless run.
     home.segel(&["--version"])?;
     let before = tree(home.path());
@@ -278,6 +283,18 @@ fn install_dry_run_install_twice_uninstall_purge() -> Result<()> {
     ];
     home.segel_ok(&args)?;
     check_installed(&home, &shim)?;
+    // The daemon accepts Segel's extension in Chromium and in that Firefox profile.
+    let config: toml::Table = toml::from_str(&std::fs::read_to_string(
+        home.path().join(".config/segel/config.toml"),
+    )?)?;
+    ensure!(
+        config["daemon"]["extension_origins"]
+            == toml::Value::Array(vec![
+                format!("chrome-extension://{CHROMIUM_ID}").into(),
+                "moz-extension://5e6e7c1a-2f1b-4c55-9d7e-5e9e1a7c0a11".into(),
+            ]),
+        "{config}"
+    );
     let desktop = std::fs::read_to_string(home.path().join(".config/autostart/segel.desktop"))?;
     ensure!(
         desktop.contains("\" serve") && desktop.contains("[Desktop Entry]"),
@@ -429,13 +446,12 @@ fn autostart_fallback_starts_the_daemon_and_uninstall_stops_it() -> Result<()> {
     home.envs.extend(hsm.envs());
     // The token's module only, and a free port (the default one may be taken by another test).
     std::fs::create_dir_all(home.path().join(".config/segel"))?;
-    std::fs::write(
-        home.path().join(".config/segel/config.toml"),
-        format!(
-            "search_modules = false\nmodules = [\"{}\"]\n[daemon]\nport = 0\n",
-            segel_tests::softhsm::SoftHsm::MODULE
-        ),
-    )?;
+    let config = home.path().join(".config/segel/config.toml");
+    let user_config = format!(
+        "# mine\nsearch_modules = false\nmodules = [\"{}\"]\n[daemon]\nport = 0 # any\n",
+        segel_tests::softhsm::SoftHsm::MODULE
+    );
+    std::fs::write(&config, &user_config)?;
     // Auto with no user manager (SEGEL_SYSTEMCTL does not exist): autostart, started now.
     let out = home.segel(&["install"])?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -455,7 +471,18 @@ fn autostart_fallback_starts_the_daemon_and_uninstall_stops_it() -> Result<()> {
     );
     let ep2 = home.segel_ok(&["endpoint", "--json"])?;
     ensure!(ep2["url"] == ep["url"]);
+    // The daemon accepts Segel's extension: install added its origin to the user's config.
+    let edited: toml::Table = toml::from_str(&std::fs::read_to_string(&config)?)?;
+    ensure!(
+        edited["daemon"]["extension_origins"]
+            == toml::Value::Array(vec![format!("chrome-extension://{CHROMIUM_ID}").into()]),
+        "{edited}"
+    );
     home.segel_ok(&["uninstall", "--json"])?;
     ensure!(!endpoint.exists(), "daemon still running after uninstall");
+    ensure!(
+        std::fs::read_to_string(&config)? == user_config,
+        "uninstall must give the user's config back as it was"
+    );
     Ok(())
 }

@@ -4,26 +4,32 @@
 
 use super::output::print_json;
 use super::{CliError, Context};
-use crate::install::doctor::{Check, Doctor, Status};
+use crate::install::doctor::{Check, DEFAULT_LIMIT, Doctor, Status};
 use crate::install::{self, linux::Linux};
 use crate::protocol::ErrorCode;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The longest the checks may take, in seconds: a check that has not answered by then
+    /// (a hung pcscd, a module stuck in C_Initialize) is reported as a problem.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LIMIT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+}
 
 /// Runs the checks; returns the exit code (0: nothing failed; warnings are shown).
-pub fn run(ctx: &Context, config_error: Option<String>, _args: &Args) -> Result<i32, CliError> {
+pub fn run(ctx: &Context, config_error: Option<String>, args: &Args) -> Result<i32, CliError> {
     let platform =
         Linux::for_user().map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
     let indonesian = install::indonesian_locale();
     let doctor = Doctor {
-        platform: &platform,
+        platform,
         config: match config_error {
             Some(e) => Err(e),
             None => Ok(ctx.config.clone()),
         },
         explicit_modules: ctx.global.modules.clone(),
         indonesian,
+        limit: std::time::Duration::from_secs(args.timeout),
     };
     let checks = doctor.run();
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();

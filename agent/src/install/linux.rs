@@ -196,6 +196,22 @@ impl Platform for Linux {
         steps.push(Step::MakeCa {
             dir: files.tls_dir(),
         });
+        // Before the daemon starts: it reads the extension origins once. Firefox's origin is
+        // known only where the add-on is installed already (random per profile).
+        let profiles: Vec<PathBuf> = nss::firefox_profiles(&self.home)
+            .into_iter()
+            .map(|(_, dir)| dir)
+            .collect();
+        let firefox = super::daemon_config::firefox_origins(&profiles, FIREFOX_EXTENSION_ID);
+        let firefox_pending = !profiles.is_empty() && firefox.is_empty();
+        let mut origins = vec![format!("chrome-extension://{CHROMIUM_EXTENSION_ID}")];
+        origins.extend(firefox);
+        steps.push(Step::AllowExtension {
+            config: self.paths.config_file(),
+            origins,
+            added: Vec::new(),
+            created_file: false,
+        });
 
         // Native messaging: one launcher, a manifest per browser.
         let host = self.native_host_path();
@@ -327,6 +343,14 @@ impl Platform for Linux {
             ),
         };
         steps.push(Step::Instruction { text });
+        if firefox_pending {
+            steps.push(Step::Instruction {
+                text:
+                    "Firefox gives the add-on its own address in each profile: once it is loaded, \
+                       run `segel install` again so the daemon accepts it"
+                        .to_owned(),
+            });
+        }
         Ok(steps)
     }
 
@@ -353,6 +377,17 @@ impl Platform for Linux {
                     .map_err(InstallError::io("cannot create", &files.dir))?;
                 crate::server::tls::ensure(&files, crate::server::tls::DEFAULT_RENEW_DAYS)
                     .map_err(|e| InstallError::Other(e.to_string()))?;
+            }
+            Step::AllowExtension {
+                config, origins, ..
+            } => {
+                let added = super::daemon_config::allow_extension(config, origins)?;
+                return Ok(Step::AllowExtension {
+                    config: config.clone(),
+                    origins: origins.clone(),
+                    added: added.origins,
+                    created_file: added.created_file,
+                });
             }
             Step::TrustCa { store, ca, .. } => {
                 let mut created_db = false;
@@ -441,6 +476,15 @@ impl Platform for Linux {
                 Err(e) => report
                     .problems
                     .push(format!("cannot remove {}: {e}", path.display())),
+            },
+            Step::AllowExtension {
+                config,
+                added,
+                created_file,
+                ..
+            } => match super::daemon_config::disallow_extension(config, added, *created_file) {
+                Ok(done) => report.removed.extend(done),
+                Err(e) => report.problems.push(e.to_string()),
             },
             Step::TrustCa {
                 store, created_db, ..

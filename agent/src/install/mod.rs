@@ -18,6 +18,7 @@
 //! records what it did in a state file (`$XDG_STATE_HOME/segel/install.json`), so that
 //! uninstall undoes exactly that, including the CA in every NSS database it was added to.
 
+pub mod daemon_config;
 pub mod doctor;
 pub mod linux;
 pub mod nss;
@@ -153,6 +154,18 @@ pub enum Step {
     },
     /// Make the local CA (the daemon's TLS material) if it does not exist yet.
     MakeCa { dir: PathBuf },
+    /// Let Segel's extension call the daemon and the native host: its origin in
+    /// `[daemon] extension_origins` of the user's config.toml.
+    AllowExtension {
+        config: PathBuf,
+        origins: Vec<String>,
+        /// Filled in when done: the origins that were not listed before.
+        #[serde(default)]
+        added: Vec<String>,
+        /// Filled in when done: the config file did not exist and was made by Segel.
+        #[serde(default)]
+        created_file: bool,
+    },
     /// Trust the local CA in an NSS database (`certutil -A -t "C,,"`).
     TrustCa {
         store: TrustStore,
@@ -177,6 +190,13 @@ impl Step {
             Step::MakeCa { dir } => format!(
                 "make the local CA and server certificate in {} (if missing)",
                 dir.display()
+            ),
+            Step::AllowExtension {
+                config, origins, ..
+            } => format!(
+                "allow Segel's extension ({}) in [daemon] extension_origins of {}",
+                origins.join(", "),
+                config.display()
             ),
             Step::TrustCa { store, .. } => format!(
                 "trust the local CA as \"{CA_NICKNAME}\" in {} ({}){}",
@@ -299,24 +319,13 @@ pub fn install(platform: &impl Platform, steps: &[Step]) -> Result<Vec<Step>, In
     for step in steps {
         let record = platform.apply(step)?;
         if !matches!(record, Step::Instruction { .. } | Step::MakeCa { .. }) {
-            // Replace an older record of the same thing, keeping "created by Segel" facts.
-            let created_before = state.steps.iter().any(|s| match (s, &record) {
-                (
-                    Step::TrustCa {
-                        store: a,
-                        created_db: true,
-                        ..
-                    },
-                    Step::TrustCa { store: b, .. },
-                ) => a.nss_dir == b.nss_dir,
-                _ => false,
-            });
-            state.steps.retain(|s| !same_target(s, &record));
-            let mut record = record.clone();
-            if let Step::TrustCa { created_db, .. } = &mut record {
-                *created_db |= created_before;
+            // Replace an older record of the same thing, keeping "made by Segel" facts.
+            let mut merged = record.clone();
+            for old in state.steps.iter().filter(|s| same_target(s, &record)) {
+                keep_earlier_facts(old, &mut merged);
             }
-            state.steps.push(record);
+            state.steps.retain(|s| !same_target(s, &record));
+            state.steps.push(merged);
             state.save(&state_path)?;
         }
         done.push(record);
@@ -324,10 +333,39 @@ pub fn install(platform: &impl Platform, steps: &[Step]) -> Result<Vec<Step>, In
     Ok(done)
 }
 
+/// A repeated install finds things already done; what the first one made stays recorded, so
+/// uninstall still undoes it.
+fn keep_earlier_facts(old: &Step, new: &mut Step) {
+    match (old, new) {
+        (Step::TrustCa { created_db: a, .. }, Step::TrustCa { created_db: b, .. }) => *b |= *a,
+        (
+            Step::AllowExtension {
+                added: a,
+                created_file: fa,
+                ..
+            },
+            Step::AllowExtension {
+                added: b,
+                created_file: fb,
+                ..
+            },
+        ) => {
+            *fb |= *fa;
+            for o in a {
+                if !b.contains(o) {
+                    b.push(o.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn same_target(a: &Step, b: &Step) -> bool {
     match (a, b) {
         (Step::WriteFile { path: x, .. }, Step::WriteFile { path: y, .. }) => x == y,
         (Step::TrustCa { store: x, .. }, Step::TrustCa { store: y, .. }) => x.nss_dir == y.nss_dir,
+        (Step::AllowExtension { config: x, .. }, Step::AllowExtension { config: y, .. }) => x == y,
         (Step::EnableSystemd { .. }, Step::EnableSystemd { .. }) => true,
         (Step::StartDaemon { .. }, Step::StartDaemon { .. }) => true,
         _ => false,

@@ -38,7 +38,7 @@ export function extensionId(manifestPath = join(EXT_ROOT, 'manifest/manifest.jso
   return [...hex].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join('');
 }
 
-function chromiumBinary() {
+export function chromiumBinary() {
   for (const p of [process.env.CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium']) {
     if (p && existsSync(p)) {
       return p;
@@ -47,7 +47,7 @@ function chromiumBinary() {
   throw new Error('Debian Chromium not found: run scripts/install-test-deps (apt-get install chromium)');
 }
 
-function segelBinary() {
+export function segelBinary() {
   const p = process.env.SEGEL_BIN ?? join(REPO, 'target/debug/segel');
   if (!existsSync(p)) {
     throw new Error(`${p} missing: build it first (cargo build --bin segel) or set SEGEL_BIN`);
@@ -64,14 +64,14 @@ function hasSubcommand(segel, name) {
   }
 }
 
-function run(cmd, args, env) {
+export function run(cmd, args, env) {
   return execFileSync(cmd, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
 
 /** A static server for the demo page and dist/segel.js on 127.0.0.1; pages use http://localhost:PORT. */
-async function demoServer() {
+export async function demoServer() {
   const files = {
     '/': join(EXT_ROOT, 'demo/index.html'),
     '/index.html': join(EXT_ROOT, 'demo/index.html'),
@@ -89,6 +89,78 @@ async function demoServer() {
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   return { server, origin: `http://localhost:${server.address().port}` };
+}
+
+/**
+ * SoftHSM2 with a private config under `dir` (sets `env.SOFTHSM2_CONF`): token "vendor" with the
+ * fixtures vendor-p256 (id 01) and vendor-rsa2048 (id 02), keys and certificates, user PIN 1234;
+ * and an empty token "spare". Returns the certificates: {certPem, certDer, rsaCertPem, rsaCertDer}.
+ */
+export function vendorTokens(dir, env) {
+  const tokens = join(dir, 'softhsm');
+  mkdirSync(tokens);
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  env.SOFTHSM2_CONF = conf;
+  const t = {};
+  run('softhsm2-util', ['--init-token', '--free', '--label', 'vendor', '--so-pin', '87654321', '--pin', PIN], env);
+  // A second, empty token: removed during the tests to raise a token event.
+  run('softhsm2-util', ['--init-token', '--free', '--label', 'spare', '--so-pin', '87654321', '--pin', PIN], env);
+  const fx = join(REPO, 'tests/fixtures');
+  t.certPem = readFileSync(join(fx, `${FIXTURE}.crt.pem`), 'utf8');
+  t.certDer = readFileSync(join(fx, `${FIXTURE}.crt.der`));
+  const spki = join(dir, 'spki.der');
+  writeFileSync(`${spki}.pem`, run('openssl', ['x509', '-in', join(fx, `${FIXTURE}.crt.pem`), '-noout', '-pubkey'], env));
+  run('openssl', ['pkey', '-pubin', '-in', `${spki}.pem`, '-outform', 'DER', '-out', spki], env);
+  const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--token-label', 'vendor', '--id', '01', '--label', 'Budi Santoso'];
+  run('pkcs11-tool', [...p11, '--login', '--pin', PIN, '--write-object', join(fx, `${FIXTURE}.key.pem`), '--type', 'privkey', '--sensitive', '--usage-sign'], env);
+  run('pkcs11-tool', [...p11, '--write-object', spki, '--type', 'pubkey', '--usage-sign'], env);
+  run('pkcs11-tool', [...p11, '--write-object', join(fx, `${FIXTURE}.crt.der`), '--type', 'cert'], env);
+  // A second signing key on the same token: RSA-2048 (the BSrE profile's key type).
+  t.rsaCertPem = readFileSync(join(fx, 'vendor-rsa2048.crt.pem'), 'utf8');
+  t.rsaCertDer = readFileSync(join(fx, 'vendor-rsa2048.crt.der'));
+  writeFileSync(`${spki}.rsa.pem`, run('openssl', ['x509', '-in', join(fx, 'vendor-rsa2048.crt.pem'), '-noout', '-pubkey'], env));
+  run('openssl', ['pkey', '-pubin', '-in', `${spki}.rsa.pem`, '-outform', 'DER', '-out', `${spki}.rsa`], env);
+  const rsa = ['--module', SOFTHSM, '--token-label', 'vendor', '--id', '02', '--label', 'Budi Santoso RSA'];
+  run('pkcs11-tool', [...rsa, '--login', '--pin', PIN, '--write-object', join(fx, 'vendor-rsa2048.key.pem'), '--type', 'privkey', '--sensitive', '--usage-sign'], env);
+  run('pkcs11-tool', [...rsa, '--write-object', `${spki}.rsa`, '--type', 'pubkey', '--usage-sign'], env);
+  run('pkcs11-tool', [...rsa, '--write-object', join(fx, 'vendor-rsa2048.crt.der'), '--type', 'cert'], env);
+  return t;
+}
+
+/**
+ * Debian Chromium (never a browser download) with the profile `userDataDir`, the unpacked
+ * extension `extensionDir` and the environment `env` (HOME decides the NSS database it trusts).
+ */
+export function launchChromium(userDataDir, env, lang = 'en-US', extensionDir = EXT_DIR, downloadsPath = undefined) {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumBinary(),
+    // Where downloads land (named by Playwright), e.g. the bids the extension saves.
+    ...(downloadsPath === undefined ? {} : { acceptDownloads: true, downloadsPath }),
+    headless: true,
+    // Chromium on Linux takes its UI language from LANGUAGE / LANG (--lang is for other systems).
+    env: { ...env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8` },
+    args: [
+      `--disable-extensions-except=${extensionDir}`,
+      `--load-extension=${extensionDir}`,
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--lang=${lang}`,
+      // A name for an insecure (non-loopback http) page; it still resolves to 127.0.0.1 only.
+      '--host-resolver-rules=MAP insecure.test 127.0.0.1',
+    ],
+  });
+}
+
+/** The extension's service worker in `context`, once it runs. */
+export async function extensionWorker(context, id) {
+  const ours = (w) => w.url().startsWith(`chrome-extension://${id}/`);
+  return context.serviceWorkers().find(ours) ?? context.waitForEvent('serviceworker', { predicate: ours, timeout: 30000 });
 }
 
 export class Stack {
@@ -109,10 +181,6 @@ export class Stack {
     this.extensionId = extensionId();
 
     // SoftHSM2, private config; tokens exist before the daemon initialises the module.
-    const tokens = join(this.dir, 'softhsm');
-    mkdirSync(tokens);
-    const conf = join(this.dir, 'softhsm2.conf');
-    writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
     this.env = {
       PATH: process.env.PATH,
       HOME: this.home,
@@ -120,35 +188,15 @@ export class Stack {
       XDG_STATE_HOME: join(this.home, '.local/state'),
       XDG_CACHE_HOME: join(this.home, '.cache'),
       XDG_DATA_HOME: join(this.home, '.local/share'),
-      SOFTHSM2_CONF: conf,
       SEGEL_BIN: this.segel,
       SEGEL_E2E_HOST_LOG: join(this.dir, 'native-host.log'),
       LANG: 'C.UTF-8',
     };
-    run('softhsm2-util', ['--init-token', '--free', '--label', 'vendor', '--so-pin', '87654321', '--pin', PIN], this.env);
-    // A second, empty token: removed during the tests to raise a token event.
-    run('softhsm2-util', ['--init-token', '--free', '--label', 'spare', '--so-pin', '87654321', '--pin', PIN], this.env);
-    const fx = join(REPO, 'tests/fixtures');
-    this.certPem = readFileSync(join(fx, `${FIXTURE}.crt.pem`), 'utf8');
-    this.certDer = readFileSync(join(fx, `${FIXTURE}.crt.der`));
-    const spki = join(this.dir, 'spki.der');
-    writeFileSync(`${spki}.pem`, run('openssl', ['x509', '-in', join(fx, `${FIXTURE}.crt.pem`), '-noout', '-pubkey'], this.env));
-    run('openssl', ['pkey', '-pubin', '-in', `${spki}.pem`, '-outform', 'DER', '-out', spki], this.env);
-    const p11 = ['--module', '/usr/lib/softhsm/libsofthsm2.so', '--token-label', 'vendor', '--id', '01', '--label', 'Budi Santoso'];
-    run('pkcs11-tool', [...p11, '--login', '--pin', PIN, '--write-object', join(fx, `${FIXTURE}.key.pem`), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
-    run('pkcs11-tool', [...p11, '--write-object', spki, '--type', 'pubkey', '--usage-sign'], this.env);
-    run('pkcs11-tool', [...p11, '--write-object', join(fx, `${FIXTURE}.crt.der`), '--type', 'cert'], this.env);
-    // A second signing key on the same token: RSA-2048 (the BSrE profile's key type).
-    this.rsaCertPem = readFileSync(join(fx, 'vendor-rsa2048.crt.pem'), 'utf8');
-    this.rsaCertDer = readFileSync(join(fx, 'vendor-rsa2048.crt.der'));
-    writeFileSync(`${spki}.rsa.pem`, run('openssl', ['x509', '-in', join(fx, 'vendor-rsa2048.crt.pem'), '-noout', '-pubkey'], this.env));
-    run('openssl', ['pkey', '-pubin', '-in', `${spki}.rsa.pem`, '-outform', 'DER', '-out', `${spki}.rsa`], this.env);
-    const rsa = ['--module', SOFTHSM, '--token-label', 'vendor', '--id', '02', '--label', 'Budi Santoso RSA'];
-    run('pkcs11-tool', [...rsa, '--login', '--pin', PIN, '--write-object', join(fx, 'vendor-rsa2048.key.pem'), '--type', 'privkey', '--sensitive', '--usage-sign'], this.env);
-    run('pkcs11-tool', [...rsa, '--write-object', `${spki}.rsa`, '--type', 'pubkey', '--usage-sign'], this.env);
-    run('pkcs11-tool', [...rsa, '--write-object', join(fx, 'vendor-rsa2048.crt.der'), '--type', 'cert'], this.env);
+    Object.assign(this, vendorTokens(this.dir, this.env));
 
     // A committee (pokja) decryption key on the same token: RSA-2048, for sealing and opening bids.
+    const fx = join(REPO, 'tests/fixtures');
+    const spki = join(this.dir, 'spki.der');
     this.pokjaCertDer = readFileSync(join(fx, 'pokja-rsa2048.crt.der'));
     writeFileSync(`${spki}.pokja.pem`, run('openssl', ['x509', '-in', join(fx, 'pokja-rsa2048.crt.pem'), '-noout', '-pubkey'], this.env));
     run('openssl', ['pkey', '-pubin', '-in', `${spki}.pokja.pem`, '-outform', 'DER', '-out', `${spki}.pokja`], this.env);
@@ -217,35 +265,8 @@ export class Stack {
     // Downloads (sealed and opened bids the extension saves) land here, named by Playwright.
     this.downloads = join(this.dir, 'downloads');
     mkdirSync(this.downloads);
-    this.context = await chromium.launchPersistentContext(this.profile, {
-      executablePath: chromiumBinary(),
-      acceptDownloads: true,
-      downloadsPath: this.downloads,
-      headless: true,
-      // Chromium on Linux takes its UI language from LANGUAGE / LANG (--lang is for other systems).
-      env: { ...this.env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8` },
-      args: [
-        `--disable-extensions-except=${EXT_DIR}`,
-        `--load-extension=${EXT_DIR}`,
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--lang=${lang}`,
-        // A name for an insecure (non-loopback http) page; it still resolves to 127.0.0.1 only.
-        '--host-resolver-rules=MAP insecure.test 127.0.0.1',
-      ],
-    });
-    this.worker = this.context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`));
-    if (this.worker === undefined) {
-      this.worker = await this.context.waitForEvent('serviceworker', {
-        predicate: (w) => w.url().startsWith(`chrome-extension://${this.extensionId}/`),
-        timeout: 30000,
-      });
-    }
+    this.context = await launchChromium(this.profile, this.env, lang, EXT_DIR, this.downloads);
+    this.worker = await extensionWorker(this.context, this.extensionId);
   }
 
   async #waitEndpoint() {

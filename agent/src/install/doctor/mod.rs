@@ -4,12 +4,21 @@
 //! English or Bahasa Indonesia (by locale). Checks: config file, admin policy, the daemon
 //! (endpoint file, TLS with the install CA, `/v1/status` with the credential), the local CA
 //! (validity, trusted in the user's NSS database and each Firefox profile), native messaging
-//! for each installed browser, PKCS#11 modules (found, loadable), pcscd, and the certificates
-//! on the tokens (expired, expiring within 30 days).
+//! for each installed browser, PKCS#11 modules (found, loadable), pcscd with its readers, cards
+//! and unknown ATRs ([`pcsc`]), and the certificates on the tokens (expired, expiring within 30
+//! days).
+//!
+//! Doctor never hangs: the check groups run side by side, each on its own thread, and the whole
+//! run has one time limit ([`Doctor::limit`]). A check that has not answered by then (a pcscd
+//! that accepts connections but never replies, a module whose `C_Initialize` blocks) is reported
+//! as timed out, with a fix; its thread is left behind, and the process ends right after.
+
+mod pcsc;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -29,6 +38,9 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// The pcscd socket when `PCSCLITE_CSOCK_NAME` is not set.
 pub const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 
+/// How long a whole doctor run may take unless told otherwise (`segel doctor --timeout`).
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -42,7 +54,7 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Stable id: "config", "policy", "daemon", "ca", "ca-trust", "native-messaging",
-    /// "module", "tokens", "pcscd".
+    /// "module", "tokens", "pcscd", "atr-table", "reader".
     pub id: &'static str,
     /// What was checked (a browser, a database, a module path), if more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,18 +66,43 @@ pub struct Check {
 }
 
 /// The doctor's inputs.
-#[derive(Debug)]
-pub struct Doctor<'a> {
-    pub platform: &'a Linux,
+#[derive(Debug, Clone)]
+pub struct Doctor {
+    pub platform: Linux,
     /// The loaded config, or why it failed to load.
     pub config: Result<Config, String>,
     /// Modules named with `--module`.
     pub explicit_modules: Vec<PathBuf>,
     /// Messages in Bahasa Indonesia.
     pub indonesian: bool,
+    /// The longest the whole run may take.
+    pub limit: Duration,
 }
 
-impl Doctor<'_> {
+/// A check group: runs on its own thread.
+type Group = Box<dyn FnOnce(&Arc<Doctor>) -> Vec<Check> + Send>;
+
+/// Run `f` on a thread of its own; the receiver gets its result. `None` when no thread could
+/// be made (reported like a check that did not answer).
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<Receiver<T>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("segel-doctor".to_owned())
+        .spawn(move || {
+            // The receiver may have given up waiting: nothing to do then.
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    Some(rx)
+}
+
+/// The result of a [`spawn`]ed check if it comes by `deadline`.
+fn wait<T>(rx: Option<Receiver<T>>, deadline: Instant) -> Option<T> {
+    rx?.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+impl Doctor {
     fn t(&self, en: String, id: String) -> String {
         if self.indonesian { id } else { en }
     }
@@ -87,17 +124,104 @@ impl Doctor<'_> {
         }
     }
 
-    /// Run every check.
-    pub fn run(&self) -> Vec<Check> {
+    /// Run every check within [`Doctor::limit`].
+    pub fn run(self) -> Vec<Check> {
+        let deadline = Instant::now() + self.limit;
+        // Checks inside a group stop a little earlier, so they report their own finding.
+        let inner = deadline - (self.limit / 5).min(Duration::from_secs(1));
+        let doctor = Arc::new(self);
+        let groups: Vec<(&'static str, Group)> = vec![
+            (
+                "config",
+                Box::new(|d: &Arc<Doctor>| {
+                    let mut v = vec![d.config_check(), d.policy_check()];
+                    v.extend(d.extension_allowed_check());
+                    v
+                }),
+            ),
+            ("daemon", Box::new(|d: &Arc<Doctor>| vec![d.daemon_check()])),
+            ("ca", Box::new(|d: &Arc<Doctor>| d.ca_checks())),
+            (
+                "native-messaging",
+                Box::new(|d: &Arc<Doctor>| d.native_messaging_checks()),
+            ),
+            (
+                "module",
+                Box::new(move |d: &Arc<Doctor>| d.module_and_token_checks(inner)),
+            ),
+            (
+                "pcscd",
+                Box::new(move |d: &Arc<Doctor>| d.pcsc_checks(inner)),
+            ),
+        ];
+        let pending: Vec<_> = groups
+            .into_iter()
+            .map(|(id, group)| {
+                let d = Arc::clone(&doctor);
+                (id, spawn(move || group(&d)))
+            })
+            .collect();
         let mut out = Vec::new();
-        out.push(self.config_check());
-        out.push(self.policy_check());
-        out.push(self.daemon_check());
-        out.extend(self.ca_checks());
-        out.extend(self.native_messaging_checks());
-        let loadable = self.module_checks(&mut out);
-        out.push(self.pcscd_check());
-        out.extend(self.token_checks(&loadable));
+        for (id, rx) in pending {
+            match wait(rx, deadline) {
+                Some(checks) => out.extend(checks),
+                None => out.push(doctor.timed_out(id, None)),
+            }
+        }
+        out
+    }
+
+    /// A check that did not answer within the limit.
+    fn timed_out(&self, id: &'static str, subject: Option<String>) -> Check {
+        let secs = self.limit.as_secs_f64().round();
+        let what = subject.clone().unwrap_or_else(|| id.to_owned());
+        let fix = match id {
+            "pcscd" => (
+                "pcscd accepts connections but does not answer: restart it (sudo systemctl restart pcscd.socket pcscd.service), then unplug and replug the reader".to_owned(),
+                "pcscd menerima koneksi tetapi tidak menjawab: mulai ulang (sudo systemctl restart pcscd.socket pcscd.service), lalu cabut dan pasang kembali pembaca kartu".to_owned(),
+            ),
+            "module" => (
+                format!("the module {what} hangs while starting (C_Initialize), often waiting for pcscd or a token: restart pcscd, unplug and replug the token, or remove the module from where it is listed"),
+                format!("modul {what} macet saat dimulai (C_Initialize), biasanya menunggu pcscd atau token: mulai ulang pcscd, cabut dan pasang kembali token, atau hapus modul dari daftar"),
+            ),
+            "tokens" => (
+                "a token does not answer: unplug and replug it, restart pcscd, then run `segel doctor` again".to_owned(),
+                "token tidak menjawab: cabut dan pasang kembali, mulai ulang pcscd, lalu jalankan `segel doctor` lagi".to_owned(),
+            ),
+            "daemon" => (
+                "restart the daemon (systemctl --user restart segel.service, or stop it and run `segel serve`)".to_owned(),
+                "mulai ulang daemon (systemctl --user restart segel.service, atau hentikan lalu jalankan `segel serve`)".to_owned(),
+            ),
+            _ => (
+                "run `segel doctor --timeout 60` to give it more time; if it still hangs, report it with `segel -v doctor`".to_owned(),
+                "jalankan `segel doctor --timeout 60` agar lebih lama; jika tetap macet, laporkan dengan `segel -v doctor`".to_owned(),
+            ),
+        };
+        self.check(
+            id,
+            subject,
+            Status::Fail,
+            (
+                format!("{what}: no answer within {secs} s (doctor's time limit)"),
+                format!("{what}: tidak ada jawaban dalam {secs} detik (batas waktu doctor)"),
+            ),
+            Some(fix),
+        )
+    }
+
+    /// Modules load side by side until half the time left; the tokens get the rest.
+    fn module_and_token_checks(self: &Arc<Self>, deadline: Instant) -> Vec<Check> {
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let loaded_by = now + deadline.saturating_duration_since(now) / 2;
+        let loadable = self.module_checks(&mut out, loaded_by);
+        if !loadable.is_empty() {
+            let d = Arc::clone(self);
+            match wait(spawn(move || d.token_checks(&loadable)), deadline) {
+                Some(checks) => out.extend(checks),
+                None => out.push(self.timed_out("tokens", None)),
+            }
+        }
         out
     }
 
@@ -165,8 +289,50 @@ impl Doctor<'_> {
         }
     }
 
+    /// The daemon and the native host accept only the extension origins the policy names;
+    /// `segel install` adds Segel's. Nothing to say when the config or the policy is broken
+    /// (reported above).
+    fn extension_allowed_check(&self) -> Option<Check> {
+        use crate::server::policy::{Policy, load_admin_policy};
+        let config = self.config.as_ref().ok()?;
+        let (admin, admin_file) = load_admin_policy(None).ok()?;
+        // Where the list comes from: the admin policy when it sets one, else the user's config.
+        let from = match (&admin_file, &admin.extension_origins) {
+            (Some(f), Some(_)) => f.clone(),
+            _ => self.platform.paths().config_file(),
+        };
+        let policy = Policy::effective(&config.daemon, &admin, admin_file).ok()?;
+        let origin = format!("chrome-extension://{CHROMIUM_EXTENSION_ID}");
+        Some(if policy.extension_origins.contains(&origin) {
+            self.check(
+                "extension",
+                None,
+                Status::Ok,
+                (
+                    format!("the daemon accepts Segel's extension ({origin})"),
+                    format!("daemon menerima ekstensi Segel ({origin})"),
+                ),
+                None,
+            )
+        } else {
+            self.check(
+                "extension",
+                None,
+                Status::Fail,
+                (
+                    format!("{origin} is not in extension_origins ({}): the daemon and the native host refuse Segel's extension", from.display()),
+                    format!("{origin} tidak ada di extension_origins ({}): daemon dan host native menolak ekstensi Segel", from.display()),
+                ),
+                Some((
+                    "run `segel install` (adds it to [daemon] extension_origins in config.toml); with an administrator policy, ask the administrator to add it".to_owned(),
+                    "jalankan `segel install` (menambahkannya ke [daemon] extension_origins di config.toml); dengan kebijakan administrator, minta administrator menambahkannya".to_owned(),
+                )),
+            )
+        })
+    }
+
     fn start_fix(&self) -> (String, String) {
-        let p = self.platform;
+        let p = &self.platform;
         if p.systemd_unit_path().is_file() {
             (
                 "start it: systemctl --user start segel.service (logs: journalctl --user -u segel)"
@@ -429,8 +595,8 @@ impl Doctor<'_> {
         module::discover(&self.explicit_modules, &configured, search)
     }
 
-    /// Module checks; returns the modules that loaded.
-    fn module_checks(&self, out: &mut Vec<Check>) -> Vec<ModuleSpec> {
+    /// Module checks, each load bounded by `deadline`; returns the modules that loaded.
+    fn module_checks(&self, out: &mut Vec<Check>, deadline: Instant) -> Vec<ModuleSpec> {
         let mut specs = self.specs();
         // A p11-kit registration of Segel's own whose module is gone: discovery drops
         // relative paths it cannot resolve, so look at the file itself.
@@ -466,8 +632,26 @@ impl Doctor<'_> {
             ));
             return Vec::new();
         }
+        // Each module loads on a thread of its own: one that hangs in C_Initialize holds up
+        // nothing else.
+        let pending: Vec<_> = specs
+            .into_iter()
+            .map(|spec| {
+                let s = spec.clone();
+                let rx = spawn(move || {
+                    module::load(&s)
+                        .map(|loaded| {
+                            // Never unloaded: dlclose of a module whose helper threads (pcsc-lite,
+                            // GLib) still run crashes the process at exit. The process ends soon.
+                            std::mem::forget(loaded);
+                        })
+                        .map_err(|e| e.to_string())
+                });
+                (spec, rx)
+            })
+            .collect();
         let mut loadable = Vec::new();
-        for spec in specs {
+        for (spec, rx) in pending {
             let subject = Some(spec.path.display().to_string());
             let origin = match spec.source {
                 module::ModuleSource::CommandLine => "--module".to_owned(),
@@ -479,11 +663,8 @@ impl Doctor<'_> {
                 }
                 module::ModuleSource::UsualPath => "usual path".to_owned(),
             };
-            match module::load(&spec) {
-                Ok(loaded) => {
-                    // Never unloaded: dlclose of a module whose helper threads (pcsc-lite,
-                    // GLib) still run crashes the process at exit. The process ends soon.
-                    std::mem::forget(loaded);
+            match wait(rx, deadline) {
+                Some(Ok(())) => {
                     out.push(self.check(
                         "module",
                         subject,
@@ -496,7 +677,7 @@ impl Doctor<'_> {
                     ));
                     loadable.push(spec);
                 }
-                Err(e) => out.push(self.check(
+                Some(Err(e)) => out.push(self.check(
                     "module",
                     subject,
                     Status::Fail,
@@ -509,40 +690,10 @@ impl Doctor<'_> {
                         format!("pasang ulang modul atau perbaiki jalurnya di tempat ia terdaftar ({origin}); untuk modul Segel jalankan `segel install`"),
                     )),
                 )),
+                None => out.push(self.timed_out("module", subject)),
             }
         }
         loadable
-    }
-
-    fn pcscd_check(&self) -> Check {
-        let socket = std::env::var_os("PCSCLITE_CSOCK_NAME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(PCSCD_SOCKET));
-        match std::os::unix::net::UnixStream::connect(&socket) {
-            Ok(_) => self.check(
-                "pcscd",
-                None,
-                Status::Ok,
-                (
-                    format!("pcscd answers at {} (readers and cards are not listed yet: this build has no PC/SC client)", socket.display()),
-                    format!("pcscd menjawab di {} (pembaca dan kartu belum dapat ditampilkan: build ini belum memiliki klien PC/SC)", socket.display()),
-                ),
-                None,
-            ),
-            Err(e) => self.check(
-                "pcscd",
-                None,
-                Status::Fail,
-                (
-                    format!("pcscd is not reachable at {} ({e}): smart-card tokens will not be seen", socket.display()),
-                    format!("pcscd tidak dapat dihubungi di {} ({e}): token kartu pintar tidak akan terlihat", socket.display()),
-                ),
-                Some((
-                    "sudo apt install pcscd && sudo systemctl enable --now pcscd.socket".to_owned(),
-                    "sudo apt install pcscd && sudo systemctl enable --now pcscd.socket".to_owned(),
-                )),
-            ),
-        }
     }
 
     fn token_checks(&self, loadable: &[ModuleSpec]) -> Vec<Check> {
