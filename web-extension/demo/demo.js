@@ -47,6 +47,22 @@ $('btn-sign').addEventListener('click', () =>
   }),
 );
 
+/** A committee certificate as base64 DER (PEM armour removed). */
+function recipient() {
+  return $('recipient')
+    .value.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '')
+    .replace(/\s+/g, '');
+}
+
+$('btn-seal').addEventListener('click', () =>
+  run('seal', () => Segel.seal({ certificate: $('cert').value, recipients: [recipient()] })),
+);
+
+$('btn-open').addEventListener('click', () => {
+  Segel.on('progress', (e) => show('progress event', e));
+  return run('open', () => Segel.open({ certificate: $('cert').value }));
+});
+
 $('btn-events').addEventListener('click', () => {
   Segel.on('token', (e) => show('token event', e));
   Segel.on('progress', (e) => show('progress event', e));

@@ -11,6 +11,9 @@ export interface ActionContext {
   ui: ConsentUi;
   /** The extension's version (manifest). */
   extensionVersion: string;
+  /** Save a daemon-held file for the user (the browser's download manager streams it to the
+   * Downloads folder); resolves when the download started. */
+  save(id: string, filename: string): Promise<void>;
 }
 
 export type Action = (ctx: ActionContext, params: unknown) => Promise<unknown>;

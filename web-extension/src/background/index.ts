@@ -8,6 +8,8 @@ import type { BackgroundRequest, BackgroundResponse, WindowRequest } from '../sh
 import { EVENTS_PORT, isActionName } from '../shared/messages';
 import { certificates } from './actions/certificates';
 import { forwardEvents } from './actions/events';
+import { open } from './actions/open';
+import { seal } from './actions/seal';
 import { sign } from './actions/sign';
 import { status } from './actions/status';
 import type { Action, ActionContext } from './context';
@@ -20,6 +22,8 @@ const ACTIONS: Record<string, Action> = {
   status: (ctx) => status(ctx),
   certificates,
   sign,
+  seal,
+  open: (ctx, params) => open(ctx, params),
 };
 
 const transport = createTransport({
@@ -44,8 +48,21 @@ const ui = createConsentUi({
 
 const extensionVersion = chrome.runtime.getManifest().version;
 
+/** Sealed and opened bids go to the Downloads folder through the browser's download manager,
+ * which streams them from the daemon (`GET /v1/files/{id}` with the credential header). */
+async function save(id: string, filename: string): Promise<void> {
+  const { url, headers } = await transport.fileRequest(id);
+  await chrome.downloads.download({
+    url,
+    filename,
+    conflictAction: 'uniquify',
+    saveAs: false,
+    headers: Object.entries(headers).map(([name, value]) => ({ name, value })),
+  });
+}
+
 function context(sender: SenderLike): ActionContext {
-  return { site: siteOrigin(sender, chrome.runtime.id), transport, ui, extensionVersion };
+  return { site: siteOrigin(sender, chrome.runtime.id), transport, ui, extensionVersion, save };
 }
 
 function isWindowSender(sender: chrome.runtime.MessageSender): boolean {

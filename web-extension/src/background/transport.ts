@@ -38,13 +38,27 @@ export interface TransportDeps {
 }
 
 export interface Transport {
-  call<T>(method: 'GET' | 'POST', path: string, opts?: CallOptions): Promise<T>;
+  call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts?: CallOptions): Promise<T>;
   /** A streaming GET (Server-Sent Events); only over HTTPS. */
   stream(path: string, opts: CallOptions): Promise<ReadableStream<Uint8Array>>;
+  /** Stream a file to the daemon (`POST /v1/files?name=…`, the `Blob` as the body, never read
+   * into memory here); only over HTTPS (the native-messaging relay carries JSON only). */
+  upload(name: string, body: Blob, opts?: CallOptions): Promise<HeldFile>;
+  /** URL and headers to fetch a held file (`GET /v1/files/{id}`), e.g. for the browser's
+   * download manager, which streams it to disk. */
+  fileRequest(id: string): Promise<{ url: string; headers: Record<string, string> }>;
   /** Forget the cached endpoint (e.g. the daemon restarted on another port). */
   reset(): void;
   /** Which path the last call took (for status and tests). */
   lastPath(): 'https' | 'native' | null;
+}
+
+/** A file the daemon holds (`POST /v1/files`). */
+export interface HeldFile {
+  id: string;
+  name: string;
+  bytes: number;
+  sha256: string;
 }
 
 interface Reply {
@@ -162,7 +176,7 @@ export function createTransport(deps: TransportDeps): Transport {
     return { status: a.status, text: a.body === undefined ? '' : JSON.stringify(a.body) };
   }
 
-  async function send(method: 'GET' | 'POST', p: string, opts: CallOptions): Promise<Reply> {
+  async function send(method: 'GET' | 'POST' | 'DELETE', p: string, opts: CallOptions): Promise<Reply> {
     let ep = await getEndpoint();
     if (!httpsBroken) {
       try {
@@ -196,7 +210,7 @@ export function createTransport(deps: TransportDeps): Transport {
   }
 
   return {
-    async call<T>(method: 'GET' | 'POST', p: string, opts: CallOptions = {}): Promise<T> {
+    async call<T>(method: 'GET' | 'POST' | 'DELETE', p: string, opts: CallOptions = {}): Promise<T> {
       return decodeReply<T>(await send(method, p, opts));
     },
     async stream(p: string, opts: CallOptions): Promise<ReadableStream<Uint8Array>> {
@@ -216,6 +230,34 @@ export function createTransport(deps: TransportDeps): Transport {
         throw new SegelError('INTERNAL', 'the event stream has no body');
       }
       return resp.body;
+    },
+    async upload(name: string, body: Blob, opts: CallOptions = {}): Promise<HeldFile> {
+      const ep = await getEndpoint();
+      if (httpsBroken) {
+        throw new SegelError('UNSUPPORTED', 'files go to the daemon only over the HTTPS path');
+      }
+      let resp: Response;
+      try {
+        resp = await deps.fetch(`${ep.url}/v1/files?name=${encodeURIComponent(name)}`, {
+          method: 'POST',
+          headers: { ...headers(ep, opts, false), 'Content-Type': 'application/octet-stream' },
+          body,
+          credentials: 'omit',
+          cache: 'no-store',
+          signal: opts.signal,
+        });
+      } catch (e) {
+        if (opts.signal?.aborted) {
+          throw new SegelError('USER_CANCELLED', 'the upload was cancelled');
+        }
+        throw agentUnavailable(`cannot send ${name} to the daemon: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      path = 'https';
+      return decodeReply<HeldFile>({ status: resp.status, text: await resp.text() });
+    },
+    async fileRequest(id: string) {
+      const ep = await getEndpoint();
+      return { url: `${ep.url}/v1/files/${encodeURIComponent(id)}`, headers: headers(ep, {}, false) };
     },
     reset() {
       endpoint = null;

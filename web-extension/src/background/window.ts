@@ -6,13 +6,15 @@
 // shows the outcome. Closing the window or refusing settles it with USER_CANCELLED.
 
 import { SegelError, toWireError } from '../shared/errors';
-import type { ConsentView, WindowRequest } from '../shared/messages';
+import type { ConsentView, PickedFile, WindowRequest } from '../shared/messages';
 import type { WireError } from '../shared/errors';
 
 export interface Decision {
   remember: boolean;
   pin?: string;
   finalTry: boolean;
+  /** seal/open: the files picked (and streamed to the daemon) in the window. */
+  files: PickedFile[];
 }
 
 export interface WindowDeps {
@@ -127,11 +129,15 @@ export function createConsentUi(deps: WindowDeps): ConsentUi {
       // One attempt per request: whatever happens, this request is settled now (a wrong PIN is
       // never retried by Segel; the page may ask again).
       p.busy = true;
+      // The user decided in time; the work itself (sealing or opening hundreds of MB) may take
+      // longer than the time to decide.
+      clearTimeout(p.timer);
       try {
         const value = await p.perform({
           remember: req.remember,
           pin: req.pin,
           finalTry: req.finalTry === true,
+          files: Array.isArray(req.files) ? req.files : [],
         });
         settle(p, true, value);
         return { ok: true };

@@ -1,8 +1,66 @@
 // Segel's window: shows what the site asks, takes the PIN (sent to the background, which
 // sends it to the daemon only, never to the page) and the user's decision.
 
+import { NATIVE_HOST, createTransport } from '../background/transport';
+import { toWireError } from '../shared/errors';
 import type { WireError } from '../shared/errors';
-import type { ConsentView, WindowRequest } from '../shared/messages';
+import type { ConsentView, PickedFile, WindowRequest } from '../shared/messages';
+
+// seal/open: the files the user picks here are streamed to the daemon from this window (a
+// `File` as the fetch body, never read into memory or passed through messages); the
+// background gets the daemon's ids, names, sizes and SHA-256s only.
+const transport = createTransport({
+  sendNative: (message) => chrome.runtime.sendNativeMessage(NATIVE_HOST, message as object),
+  fetch: (url, init) => fetch(url, init),
+});
+let picked: PickedFile[] = [];
+let uploading: AbortController | null = null;
+
+function sizeText(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`;
+}
+
+/** Stream the picked files to the daemon and list them (name, size, SHA-256). */
+async function uploadPicked(files: FileList): Promise<void> {
+  uploading?.abort();
+  const ctl = new AbortController();
+  uploading = ctl;
+  picked = [];
+  const list = $<HTMLTableElement>('file-list');
+  list.replaceChildren();
+  const status = $('files-status');
+  status.textContent = t('filesUploading');
+  status.hidden = false;
+  $('error').hidden = true;
+  $<HTMLButtonElement>('approve').disabled = true;
+  try {
+    const held: PickedFile[] = [];
+    for (const f of Array.from(files)) {
+      const h = await transport.upload(f.name, f, { signal: ctl.signal });
+      held.push({ id: h.id, name: h.name, bytes: h.bytes, sha256: h.sha256 });
+      const row = list.insertRow();
+      row.insertCell().textContent = h.name;
+      row.insertCell().textContent = sizeText(h.bytes);
+      row.insertCell().textContent = h.sha256;
+    }
+    if (uploading === ctl) {
+      picked = held;
+      status.hidden = true;
+    }
+  } catch (e) {
+    if (uploading === ctl) {
+      status.hidden = true;
+      const el = $('error');
+      el.textContent = errorText(toWireError(e));
+      el.hidden = false;
+    }
+  } finally {
+    if (uploading === ctl) {
+      uploading = null;
+      $<HTMLButtonElement>('approve').disabled = false;
+    }
+  }
+}
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -47,7 +105,24 @@ function render(v: ConsentView): void {
   }
   document.documentElement.lang = chrome.i18n.getUILanguage();
   $('site').textContent = v.site;
-  $('operation').textContent = v.operation === 'sign' ? t(v.format === 'cms' ? 'operationSignCms' : 'operationSign') : t('operationCertificates');
+  $('operation').textContent =
+    v.operation === 'sign'
+      ? t(v.format === 'cms' ? 'operationSignCms' : 'operationSign')
+      : v.operation === 'seal'
+        ? t('operationSeal')
+        : v.operation === 'open'
+          ? t('operationOpen')
+          : t('operationCertificates');
+  if (v.pickFiles !== undefined) {
+    show('files-block', true);
+    const input = $<HTMLInputElement>('files');
+    input.accept = v.pickFiles.accept;
+    input.multiple = v.pickFiles.multiple;
+    if (v.recipients !== undefined) {
+      $('recipients').textContent = t('recipientsCount', String(v.recipients));
+      show('recipients', true);
+    }
+  }
   if (v.digest !== undefined) {
     show('document', true);
     $('doc-name').textContent = v.documentName ?? t('documentUnnamed');
@@ -63,7 +138,7 @@ function render(v: ConsentView): void {
   }
   const pinPad = v.token?.pinPad === true;
   show('pin-block', v.needPin && !pinPad);
-  show('pin-pad', v.operation === 'sign' && pinPad);
+  show('pin-pad', v.operation !== 'certificates' && pinPad);
   if (v.token !== undefined) {
     const retries = $('retries');
     if (v.token.pinLocked) {
@@ -126,8 +201,20 @@ async function main(): Promise<void> {
       }
     });
   }, 20_000);
+  $<HTMLInputElement>('files').addEventListener('change', () => {
+    const files = $<HTMLInputElement>('files').files;
+    if (files !== null && files.length > 0) {
+      void uploadPicked(files);
+    }
+  });
   $('cancel').addEventListener('click', () => {
-    void send({ window: 'decide', id, approve: false, remember: false }).finally(() => window.close());
+    uploading?.abort();
+    // Files already streamed to the daemon for this request are dropped before answering.
+    const held = picked;
+    picked = [];
+    void Promise.allSettled(held.map((f) => transport.call('DELETE', `/v1/files/${encodeURIComponent(f.id)}`)))
+      .then(() => send({ window: 'decide', id, approve: false, remember: false }))
+      .finally(() => window.close());
   });
   $('close').addEventListener('click', () => window.close());
   $('form').addEventListener('submit', (ev) => {
@@ -140,8 +227,15 @@ async function main(): Promise<void> {
       el.hidden = false;
       return;
     }
+    if (view.pickFiles !== undefined && picked.length === 0) {
+      const el = $('error');
+      el.textContent = t('filesEmpty');
+      el.hidden = false;
+      return;
+    }
     $<HTMLButtonElement>('approve').disabled = true;
     $<HTMLButtonElement>('cancel').disabled = true;
+    $<HTMLInputElement>('files').disabled = true;
     const req: WindowRequest = {
       window: 'decide',
       id,
@@ -149,6 +243,7 @@ async function main(): Promise<void> {
       remember: $<HTMLInputElement>('remember').checked,
       pin: needsTypedPin ? pinInput.value : undefined,
       finalTry: $<HTMLInputElement>('final-try').checked,
+      files: view.pickFiles !== undefined ? picked : undefined,
     };
     pinInput.value = '';
     void send(req).then(

@@ -46,6 +46,9 @@ const TIMEOUTS: Record<ActionName, number> = {
   status: 15_000,
   certificates: 6 * 60_000,
   sign: 6 * 60_000,
+  // The user picks files, the daemon seals/opens hundreds of MB: no page-side limit but an hour.
+  seal: 60 * 60_000,
+  open: 60 * 60_000,
 };
 
 function segelError(code: PageErrorCode, message: string, extra: Partial<WireError> = {}): SegelErrorLike {
@@ -201,6 +204,57 @@ export function sign(opts: SignOptions): Promise<{ signature: string; algorithm:
   return request('sign', params);
 }
 
+export interface SealOptions {
+  /** The vendor's signing certificate: SHA-256 fingerprint (hex) or base64 DER. */
+  certificate: string;
+  /** The committee's encryption certificates (base64 DER). */
+  recipients: string[];
+  /** Apply the procurement file rules (name length and characters); default true. */
+  fileRules?: boolean;
+}
+
+export interface SealedBid {
+  file: string;
+  bytes: number;
+  sha256: string;
+  sealed: string;
+  sealedBytes: number;
+  recipients: string[];
+}
+
+/** Seal bids: the vendor picks the files in Segel's window; the sealed `.p7m` files are saved
+ * to the Downloads folder. The page gets names, sizes and SHA-256s, never the files. */
+export function seal(opts: SealOptions): Promise<SealedBid[]> {
+  const params: Record<string, unknown> = { certificate: opts.certificate, recipients: opts.recipients };
+  if (opts.fileRules !== undefined) {
+    params.fileRules = opts.fileRules;
+  }
+  return request('seal', params);
+}
+
+export interface OpenedBid {
+  file: string;
+  sealedSha256: string;
+  status: string;
+  vendor: string | null;
+  signatureValid: boolean;
+  chain: unknown;
+  signingTime: string | null;
+  sha256: string | null;
+  size: number | null;
+  saved: string | null;
+  error: string | null;
+  errorCode: string | null;
+  agentCode: string | null;
+}
+
+/** Open sealed bids: the committee member picks the `.p7m` files in Segel's window and enters
+ * the PIN once; progress comes as 'progress' events; the opened bids are saved to the Downloads
+ * folder and the page gets the opening report. */
+export function open(opts: { certificate: string }): Promise<{ openedBy: unknown; bids: OpenedBid[] }> {
+  return request('open', { certificate: opts.certificate });
+}
+
 /** Listen to 'token' (inserted/removed) or 'progress' events; returns a function to stop. */
 export function on(event: 'token' | 'progress', fn: (data: unknown) => void): () => void {
   if (event !== 'token' && event !== 'progress') {
@@ -220,7 +274,7 @@ export function on(event: 'token' | 'progress', fn: (data: unknown) => void): ()
   return () => listeners[event].delete(fn);
 }
 
-export const Segel = { status, certificates, sign, on, ERROR_CODES };
+export const Segel = { status, certificates, sign, seal, open, on, ERROR_CODES };
 export default Segel;
 
 if (typeof window !== 'undefined') {

@@ -6,7 +6,7 @@ import type { WireError } from './errors';
 /** Marker on every window message of the page library ↔ content script protocol. */
 export const PAGE_CHANNEL = 'segel.id/v1';
 
-export const ACTIONS = ['status', 'certificates', 'sign'] as const;
+export const ACTIONS = ['status', 'certificates', 'sign', 'seal', 'open'] as const;
 export type ActionName = (typeof ACTIONS)[number];
 
 export function isActionName(a: unknown): a is ActionName {
@@ -59,13 +59,34 @@ export type WindowRequest =
   /** Every 20 s while the window is open: keeps Chromium's service worker (and the pending
    * request it holds) alive past its 30 s idle limit. */
   | { window: 'ping'; id: string }
-  | { window: 'decide'; id: string; approve: boolean; remember: boolean; pin?: string; finalTry?: boolean };
+  | {
+      window: 'decide';
+      id: string;
+      approve: boolean;
+      remember: boolean;
+      pin?: string;
+      finalTry?: boolean;
+      /** seal/open: the files the user picked in the window, already streamed to the daemon. */
+      files?: PickedFile[];
+    };
+
+/** A file picked in Segel's window and held by the daemon (`POST /v1/files`). */
+export interface PickedFile {
+  id: string;
+  name: string;
+  bytes: number;
+  sha256: string;
+}
 
 /** What Segel's window shows (background → window). */
 export interface ConsentView {
   id: string;
   site: string;
-  operation: 'certificates' | 'sign';
+  operation: 'certificates' | 'sign' | 'seal' | 'open';
+  /** seal/open: the window asks for files (`accept` for the file input, e.g. `.p7m`). */
+  pickFiles?: { accept: string; multiple: boolean };
+  /** seal: how many committee certificates the bid is encrypted to. */
+  recipients?: number;
   needConsent: boolean;
   needPin: boolean;
   documentName?: string;

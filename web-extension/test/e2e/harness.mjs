@@ -11,7 +11,7 @@
 //     unpacked extension, and the native-messaging host manifest in the profile.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
@@ -132,9 +132,11 @@ export function vendorTokens(dir, env) {
  * Debian Chromium (never a browser download) with the profile `userDataDir`, the unpacked
  * extension `extensionDir` and the environment `env` (HOME decides the NSS database it trusts).
  */
-export function launchChromium(userDataDir, env, lang = 'en-US', extensionDir = EXT_DIR) {
+export function launchChromium(userDataDir, env, lang = 'en-US', extensionDir = EXT_DIR, downloadsPath = undefined) {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumBinary(),
+    // Where downloads land (named by Playwright), e.g. the bids the extension saves.
+    ...(downloadsPath === undefined ? {} : { acceptDownloads: true, downloadsPath }),
     headless: true,
     // Chromium on Linux takes its UI language from LANGUAGE / LANG (--lang is for other systems).
     env: { ...env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8` },
@@ -191,6 +193,17 @@ export class Stack {
       LANG: 'C.UTF-8',
     };
     Object.assign(this, vendorTokens(this.dir, this.env));
+
+    // A committee (pokja) decryption key on the same token: RSA-2048, for sealing and opening bids.
+    const fx = join(REPO, 'tests/fixtures');
+    const spki = join(this.dir, 'spki.der');
+    this.pokjaCertDer = readFileSync(join(fx, 'pokja-rsa2048.crt.der'));
+    writeFileSync(`${spki}.pokja.pem`, run('openssl', ['x509', '-in', join(fx, 'pokja-rsa2048.crt.pem'), '-noout', '-pubkey'], this.env));
+    run('openssl', ['pkey', '-pubin', '-in', `${spki}.pokja.pem`, '-outform', 'DER', '-out', `${spki}.pokja`], this.env);
+    const pokja = ['--module', SOFTHSM, '--token-label', 'vendor', '--id', '03', '--label', 'Pokja RSA'];
+    run('pkcs11-tool', [...pokja, '--login', '--pin', PIN, '--write-object', join(fx, 'pokja-rsa2048.key.pem'), '--type', 'privkey', '--sensitive', '--usage-decrypt'], this.env);
+    run('pkcs11-tool', [...pokja, '--write-object', `${spki}.pokja`, '--type', 'pubkey', '--usage-decrypt'], this.env);
+    run('pkcs11-tool', [...pokja, '--write-object', join(fx, 'pokja-rsa2048.crt.der'), '--type', 'cert'], this.env);
 
     // Demo sites: one allowed by policy, one not.
     this.allowed = await demoServer();
@@ -249,7 +262,10 @@ export class Stack {
       return;
     }
 
-    this.context = await launchChromium(this.profile, this.env, lang);
+    // Downloads (sealed and opened bids the extension saves) land here, named by Playwright.
+    this.downloads = join(this.dir, 'downloads');
+    mkdirSync(this.downloads);
+    this.context = await launchChromium(this.profile, this.env, lang, EXT_DIR, this.downloads);
     this.worker = await extensionWorker(this.context, this.extensionId);
   }
 
@@ -312,6 +328,22 @@ export class Stack {
       predicate: (p) => p.url().startsWith(`chrome-extension://${this.extensionId}/consent.html`),
       timeout: 30000,
     });
+  }
+
+  /** Files the browser downloaded so far: [{path, bytes}]. */
+  downloaded() {
+    const out = [];
+    for (const f of readdirSync(this.downloads)) {
+      if (f.endsWith('.crdownload')) {
+        continue; // still being written
+      }
+      try {
+        out.push({ path: join(this.downloads, f), bytes: statSync(join(this.downloads, f)).size });
+      } catch {
+        /* renamed meanwhile */
+      }
+    }
+    return out;
   }
 
   /** Segel windows open now. */

@@ -45,7 +45,7 @@ export function refused(code: string, status = 403) {
 }
 
 /** A window that records what it was shown and decides with `decision` (null: cancel). */
-export function fakeUi(decision: Decision | null) {
+export function fakeUi(decision: (Omit<Decision, 'files'> & { files?: Decision['files'] }) | null) {
   const shown: Omit<ConsentView, 'id'>[] = [];
   const ui: ConsentUi = {
     async ask(view, perform) {
@@ -54,7 +54,7 @@ export function fakeUi(decision: Decision | null) {
         const { SegelError } = await import('../../src/shared/errors');
         throw new SegelError('USER_CANCELLED', 'cancelled');
       }
-      return perform(decision);
+      return perform({ files: [], ...decision });
     },
     async handle(_req: WindowRequest) {
       return {};
@@ -63,8 +63,24 @@ export function fakeUi(decision: Decision | null) {
   return { shown, ui };
 }
 
-export function ctx(transport: ActionContext['transport'], ui: ConsentUi, site = 'https://spse.lkpp.go.id'): ActionContext {
-  return { site, transport, ui, extensionVersion: '0.1.0' };
+/** Files the action saved to the Downloads folder (`ctx.save`). */
+export type Saved = { id: string; filename: string }[];
+
+export function ctx(
+  transport: ActionContext['transport'],
+  ui: ConsentUi,
+  site = 'https://spse.lkpp.go.id',
+  saved: Saved = [],
+): ActionContext {
+  return {
+    site,
+    transport,
+    ui,
+    extensionVersion: '0.1.0',
+    async save(id, filename) {
+      saved.push({ id, filename });
+    },
+  };
 }
 
 export const CERT = {

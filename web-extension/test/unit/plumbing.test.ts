@@ -269,7 +269,7 @@ test('manifests: fixed Chromium ID from the key, Firefox gecko ID and background
   assert.equal(id, EXT, 'the documented extension ID (docs/architecture.md) no longer matches the key');
   assert.deepEqual(chromium.background, { service_worker: 'background.js' });
   assert.equal(chromium.manifest_version, 3);
-  assert.deepEqual(chromium.permissions, ['nativeMessaging']);
+  assert.deepEqual(chromium.permissions, ['nativeMessaging', 'downloads']);
   assert.deepEqual(chromium.host_permissions, ['https://127.0.0.1/*']);
   assert.equal('key' in firefox, false);
   assert.deepEqual(firefox.background, { scripts: ['background.js'] });
