@@ -208,6 +208,9 @@ pub(crate) fn open_stream<R: Read>(
     Ok(report)
 }
 
+/// Write buffer for the opened plaintext (see [`open_reader`]).
+const OUT_BUF: usize = 64 * 1024;
+
 /// The plaintext's name for a sealed file: the name without `.p7m` (else `NAME.opened`).
 pub fn output_name(input: &Path) -> Result<String> {
     let name = input
@@ -253,8 +256,11 @@ pub fn open_reader<R: Read>(
     }
     let tmp = super::fsx::temp_beside(&dest)?;
     let mut r = BerReader::new(BufReader::with_capacity(IO_CHUNK, reader));
+    // Small buffer on purpose: the plaintext arrives in pieces of up to 256 KiB, which a
+    // `BufWriter` smaller than that passes straight to the file (one copy less per octet);
+    // only small pieces (BER chunks of a streamed bid) are gathered.
     let mut w = BufWriter::with_capacity(
-        IO_CHUNK,
+        OUT_BUF,
         super::fsx::WritebackWriter::new(tmp.as_file(), tmp.as_file()),
     );
     let report = open_stream(&mut r, CekSource::Key(key), &mut w, opts)?;

@@ -130,11 +130,16 @@ fn child(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn run_self(args: &[&str]) -> Result<(f64, u64)> {
-    let out = Command::new(std::env::current_exe()?)
+/// Run this program in child mode under /usr/bin/time; returns (seconds, peak KB, CPU seconds
+/// user+sys of the child).
+fn run_self(args: &[&str]) -> Result<(f64, u64, f64)> {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%U %S"])
+        .arg(std::env::current_exe()?)
         .arg("--child")
         .args(args)
-        .output()?;
+        .output()
+        .context("/usr/bin/time (Debian package `time`) is needed")?;
     if !out.status.success() {
         bail!(
             "segel child failed: {}",
@@ -146,14 +151,28 @@ fn run_self(args: &[&str]) -> Result<(f64, u64)> {
     Ok((
         it.next().context("time")?.parse()?,
         it.next().context("rss")?.parse()?,
+        cpu_of(&String::from_utf8_lossy(&out.stderr))?,
     ))
 }
 
-/// Run a shell script under /usr/bin/time; returns (seconds, max RSS KB of the largest process).
-fn run_sh(script: &str) -> Result<(f64, u64)> {
+/// The last line of /usr/bin/time's stderr, `... USER SYS`: their sum in seconds.
+fn cpu_of(stderr: &str) -> Result<f64> {
+    let last = stderr.lines().last().context("no /usr/bin/time output")?;
+    let f: Vec<&str> = last.split_whitespace().collect();
+    if f.len() < 2 {
+        bail!("unexpected /usr/bin/time output: {last}");
+    }
+    let user: f64 = f[f.len() - 2].parse()?;
+    let sys: f64 = f[f.len() - 1].parse()?;
+    Ok(user + sys)
+}
+
+/// Run a shell script under /usr/bin/time; returns (seconds, max RSS KB of the largest process,
+/// CPU seconds user+sys of the shell and every process it waited for).
+fn run_sh(script: &str) -> Result<(f64, u64, f64)> {
     let t = Instant::now();
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "sh", "-ec", script])
+        .args(["-f", "%M %U %S", "sh", "-ec", script])
         .output()
         .context("/usr/bin/time (Debian package `time`) is needed")?;
     let secs = t.elapsed().as_secs_f64();
@@ -164,19 +183,22 @@ fn run_sh(script: &str) -> Result<(f64, u64)> {
     let rss = err
         .lines()
         .last()
-        .and_then(|l| l.trim().parse().ok())
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|w| w.parse().ok())
         .unwrap_or(0);
-    Ok((secs, rss))
+    Ok((secs, rss, cpu_of(&err)?))
 }
 
 /// Segel's outputs are on disk when it reports success (fsync before the rename); OpenSSL's
 /// are in the page cache. `peer_sync` is the time `sync FILE...` then takes for OpenSSL's
 /// outputs: the ratio against the target compares equal durability; the raw ratio is printed too.
-fn report(what: &str, segel: (f64, u64), peer: (f64, u64), peer_sync: f64, target: f64) {
+/// The CPU ratio compares user+sys of each side's processes (the sync's own CPU time is
+/// negligible and not counted; it is I/O wait): fairer than wall time on a loaded machine.
+fn report(what: &str, segel: (f64, u64, f64), peer: (f64, u64, f64), peer_sync: f64, target: f64) {
     let durable = peer.0 + peer_sync;
     let ratio = durable / segel.0;
     println!(
-        "{what}: segel {:.2} s, peak {:.1} MB | openssl {:.2} s + sync {:.2} s, peak {:.1} MB | {ratio:.1}x faster at equal durability ({:.1}x without the sync; target >= {target}x: {}; peak <= 64 MB: {})",
+        "{what}: segel {:.2} s, peak {:.1} MB | openssl {:.2} s + sync {:.2} s, peak {:.1} MB | {ratio:.1}x faster at equal durability ({:.1}x without the sync; target >= {target}x: {}; peak <= 64 MB: {}) | CPU user+sys: segel {:.2} s, openssl {:.2} s, {:.1}x",
         segel.0,
         segel.1 as f64 / 1024.0,
         peer.0,
@@ -184,7 +206,10 @@ fn report(what: &str, segel: (f64, u64), peer: (f64, u64), peer_sync: f64, targe
         peer.1 as f64 / 1024.0,
         peer.0 / segel.0,
         if ratio >= target { "met" } else { "NOT met" },
-        if segel.1 <= 64 * 1024 { "ok" } else { "OVER" }
+        if segel.1 <= 64 * 1024 { "ok" } else { "OVER" },
+        segel.2,
+        peer.2,
+        peer.2 / segel.2.max(1e-3)
     );
 }
 
