@@ -1,5 +1,5 @@
-// What `seal` and `open` share: the site check before the window, the window's view (the
-// certificate and the token's PIN state), and the error after a wrong PIN.
+// What `seal` and `open` share: the site check before the window and the picked files (the
+// window's view of the certificate and the error after a wrong PIN are in `token-view.ts`).
 //
 // Large bids never pass through JSON messages: the user picks the files in Segel's window,
 // which streams them to the daemon (`POST /v1/files`, a `File` as the fetch body); the
@@ -8,9 +8,8 @@
 // streams `GET /v1/files/{id}` to the Downloads folder.
 
 import { DaemonError, SegelError } from '../../shared/errors';
-import type { ConsentView, PickedFile } from '../../shared/messages';
+import type { PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
-import type { DaemonCertificate, DaemonToken } from '../daemon-types';
 
 /** Ask the daemon as the site whether it may ask at all (the gate answers without touching a
  * token): ORIGIN_NOT_ALLOWED is thrown; the answer is whether the window must ask for consent. */
@@ -24,58 +23,6 @@ export async function siteNeedsConsent(ctx: ActionContext, purpose: 'sign' | 'de
     }
     throw e;
   }
-}
-
-/** The window's view of the certificate and its token (asked as the user: only the window
- * sees these details). */
-export async function certificateView(
-  ctx: ActionContext,
-  fingerprint: string,
-): Promise<Pick<ConsentView, 'certificate' | 'token' | 'needPin'>> {
-  const { certificates } = await ctx.transport.call<{ certificates: DaemonCertificate[] }>('GET', '/v1/certificates');
-  const cert = certificates.find((c) => c.fingerprint_sha256 === fingerprint);
-  if (cert === undefined) {
-    throw new SegelError('CERTIFICATE_NOT_FOUND', 'no certificate with a private key matches the request');
-  }
-  const { tokens } = await ctx.transport.call<{ tokens: DaemonToken[] }>('GET', '/v1/tokens');
-  const token = tokens.find((t) => t.serial === cert.token_serial && t.label === cert.token);
-  return {
-    needPin: token === undefined || !token.flags.protected_authentication_path,
-    certificate: {
-      subject: cert.subject,
-      issuer: cert.issuer,
-      notBefore: cert.not_before,
-      notAfter: cert.not_after,
-      fingerprint: cert.fingerprint_sha256,
-      token: cert.token,
-    },
-    token:
-      token === undefined
-        ? undefined
-        : {
-            label: token.label,
-            pinPad: token.flags.protected_authentication_path,
-            pinCountLow: token.flags.pin_count_low,
-            pinFinalTry: token.flags.pin_final_try,
-            pinLocked: token.flags.pin_locked,
-          },
-  };
-}
-
-/** After a wrong PIN: what the token now says about the tries left. */
-export async function pinIncorrect(ctx: ActionContext, fingerprint: string, e: DaemonError): Promise<SegelError> {
-  let retriesLeft: number | null = null;
-  let countLow = false;
-  try {
-    const { token } = await certificateView(ctx, fingerprint);
-    if (token !== undefined) {
-      countLow = token.pinCountLow;
-      retriesLeft = token.pinLocked ? 0 : token.pinFinalTry ? 1 : null;
-    }
-  } catch {
-    /* the flags are a courtesy; the error stands */
-  }
-  return new SegelError('PIN_INCORRECT', e.message, { retriesLeft, countLow, agentCode: e.agentCode });
 }
 
 const FILE_ID = /^[0-9a-f]{32}$/;

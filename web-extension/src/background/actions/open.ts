@@ -14,7 +14,8 @@ import { DAEMON_TO_PAGE, DaemonError, SegelError, isDaemonCode } from '../../sha
 import type { PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
-import { certificateView, dropPicked, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
+import { dropPicked, pickedFiles, pinFields, siteNeedsConsent } from './bids';
+import { certificateView, pinIncorrect } from './token-view';
 import { grantConsent } from './consent';
 import { certificateFingerprint } from './sign';
 

@@ -14,7 +14,8 @@ import { DaemonError, SegelError } from '../../shared/errors';
 import type { PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
-import { certificateView, dropPicked, pickedFiles, pinFields, pinIncorrect, siteNeedsConsent } from './bids';
+import { dropPicked, pickedFiles, pinFields, siteNeedsConsent } from './bids';
+import { certificateView, pinIncorrect } from './token-view';
 import { grantConsent } from './consent';
 import { base64Bytes, certificateFingerprint } from './sign';
 

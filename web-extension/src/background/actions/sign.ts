@@ -13,8 +13,9 @@ import { DaemonError, SegelError } from '../../shared/errors';
 import type { ConsentView } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
-import type { DaemonCertificate, DaemonSignResponse, DaemonToken } from '../daemon-types';
+import type { DaemonSignResponse } from '../daemon-types';
 import { grantConsent } from './consent';
+import { certificateView, pinIncorrect } from './token-view';
 
 export type HashName = 'sha256' | 'sha384' | 'sha512';
 
@@ -159,13 +160,7 @@ async function windowView(
   needConsent: boolean,
 ): Promise<Omit<ConsentView, 'id'>> {
   // Asked as the user (no site origin): these details go only to Segel's own window.
-  const { certificates } = await ctx.transport.call<{ certificates: DaemonCertificate[] }>('GET', '/v1/certificates');
-  const cert = certificates.find((c) => c.fingerprint_sha256 === s.fingerprint);
-  if (cert === undefined) {
-    throw new SegelError('CERTIFICATE_NOT_FOUND', 'no certificate with a private key matches the request');
-  }
-  const { tokens } = await ctx.transport.call<{ tokens: DaemonToken[] }>('GET', '/v1/tokens');
-  const token = tokens.find((t) => t.serial === cert.token_serial && t.label === cert.token);
+  const { certificate, token, needPin } = await certificateView(ctx, s.fingerprint);
   const digest =
     s.digest !== undefined
       ? hex(base64Bytes('digest', s.digest))
@@ -174,46 +169,14 @@ async function windowView(
     site: ctx.site,
     operation: 'sign',
     needConsent,
-    needPin: token === undefined || !token.flags.protected_authentication_path,
+    needPin,
     documentName: s.documentName,
     digest,
     digestAlgorithm: SUBTLE_NAME[s.hash],
     format: s.format,
-    certificate: {
-      subject: cert.subject,
-      issuer: cert.issuer,
-      notBefore: cert.not_before,
-      notAfter: cert.not_after,
-      fingerprint: cert.fingerprint_sha256,
-      token: cert.token,
-    },
-    token:
-      token === undefined
-        ? undefined
-        : {
-            label: token.label,
-            pinPad: token.flags.protected_authentication_path,
-            pinCountLow: token.flags.pin_count_low,
-            pinFinalTry: token.flags.pin_final_try,
-            pinLocked: token.flags.pin_locked,
-          },
+    certificate,
+    token,
   };
-}
-
-/** After a wrong PIN: what the token now says about the tries left. */
-async function pinIncorrect(ctx: ActionContext, s: SignParams, e: DaemonError): Promise<SegelError> {
-  let retriesLeft: number | null = null;
-  let countLow = false;
-  try {
-    const view = await windowView(ctx, s, false);
-    if (view.token !== undefined) {
-      countLow = view.token.pinCountLow;
-      retriesLeft = view.token.pinLocked ? 0 : view.token.pinFinalTry ? 1 : null;
-    }
-  } catch {
-    /* the flags are a courtesy; the error stands */
-  }
-  return new SegelError('PIN_INCORRECT', e.message, { retriesLeft, countLow, agentCode: e.agentCode });
 }
 
 export async function sign(ctx: ActionContext, params: unknown): Promise<SignResult> {
@@ -251,7 +214,7 @@ export async function sign(ctx: ActionContext, params: unknown): Promise<SignRes
       return result(s, r);
     } catch (e) {
       if (e instanceof DaemonError && e.agentCode === 'PIN_INCORRECT') {
-        throw await pinIncorrect(ctx, s, e);
+        throw await pinIncorrect(ctx, s.fingerprint, e);
       }
       if (e instanceof DaemonError && e.agentCode === 'PIN_REQUIRED') {
         throw new SegelError('PIN_INVALID', 'enter the PIN');
