@@ -2,7 +2,7 @@
 //! configuration.
 //!
 //! [`segel_bin`] builds `segel` (package `segel-agent`) once per test process with the same cargo
-//! that runs the tests; [`segel_cmd`] returns a `Command` for it with HOME and the XDG directories
+//! that runs the tests (through [`built`]); [`segel_cmd`] returns a `Command` for it with HOME and the XDG directories
 //! pointed into a directory the test owns.
 //!
 //! ```no_run
@@ -45,29 +45,43 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Builds `segel` once per process (`$CARGO build -q --workspace --bin segel`) and returns
-/// `<target>/debug/segel`. A failed build is reported to every caller.
-pub fn segel_bin() -> Result<PathBuf> {
-    static BIN: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build().map_err(|e| format!("{e:#}")))
+/// Builds the workspace once per process with the command `scripts/test` runs before the
+/// tests (`$CARGO build -q --workspace --all-targets`) and returns the debug output folder.
+/// A failed build is reported to every caller.
+///
+/// Every build a test asks for goes through here. One command means one feature resolution:
+/// a narrower one (`-p segel-pkcs11`, `-p segel-agent --bin segel`) unifies dependency
+/// features differently and re-links `target/debug/segel` and `libsegel_pkcs11.so` (a cdylib
+/// has no hash in its name) while other tests are running them. After `scripts/test`'s build
+/// this is a no-op.
+pub fn built() -> Result<PathBuf> {
+    static DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| build().map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
+}
+
+/// `<target>/debug/segel`, built by [`built`].
+pub fn segel_bin() -> Result<PathBuf> {
+    let bin = built()?.join("segel");
+    anyhow::ensure!(
+        bin.exists(),
+        "built the workspace but {} is missing",
+        bin.display()
+    );
+    Ok(bin)
 }
 
 fn build() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     run(
         Command::new(cargo)
-            // `--workspace` resolves features as the test build does, so this build reuses
-            // it instead of rebuilding rustls & co. with another feature set.
-            .args(["build", "-q", "--workspace", "--bin", "segel"])
+            .args(["build", "-q", "--workspace", "--all-targets"])
             .current_dir(workspace_root()),
         &[],
     )
-    .context("building segel")?;
-    let bin = target_dir().join("debug").join("segel");
-    anyhow::ensure!(bin.exists(), "built segel but {} is missing", bin.display());
-    Ok(bin)
+    .context("building the workspace")?;
+    Ok(target_dir().join("debug"))
 }
 
 /// A `Command` for `segel` with `envs` and a private home: HOME=`home_dir`,

@@ -18,7 +18,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use tempfile::TempDir;
@@ -27,13 +26,17 @@ use crate::fixtures;
 use crate::run::{Envs, run};
 use crate::segel::{target_dir, workspace_root};
 
-/// Builds `segel-pkcs11` once per process with the cargo running the tests and returns
-/// `<target>/debug/libsegel_pkcs11.so`.
+/// `<target>/debug/libsegel_pkcs11.so` as shipped (default features), built with the rest of
+/// the workspace by [`crate::segel::built`] — never with a build of its own, which would
+/// re-link the file under tests that have it loaded.
 pub fn module_path() -> Result<PathBuf> {
-    static SO: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    SO.get_or_init(|| build(false).map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+    let so = crate::segel::built()?.join("libsegel_pkcs11.so");
+    ensure!(
+        so.exists(),
+        "built the workspace but {} is missing",
+        so.display()
+    );
+    Ok(so)
 }
 
 /// Builds the module (release or debug, with `features`) and copies it to `dest`, so builds
@@ -43,11 +46,6 @@ pub fn build_copy(release: bool, features: &[&str], dest: &Path) -> Result<PathB
     std::fs::copy(&so, dest)
         .with_context(|| format!("copying {} to {}", so.display(), dest.display()))?;
     Ok(dest.to_path_buf())
-}
-
-/// The module as shipped (default features: signing through libcrypto).
-fn build(release: bool) -> Result<PathBuf> {
-    build_with(release, &["openssl"])
 }
 
 fn build_with(release: bool, features: &[&str]) -> Result<PathBuf> {

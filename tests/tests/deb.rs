@@ -1,4 +1,4 @@
-//! The .deb: built with cargo-deb (installer/build-deb, dev profile to save time), inspected
+//! The .deb: built with cargo-deb (installer/build-deb, from the test build's dev binaries), inspected
 //! with dpkg-deb, installed into a temporary root with dpkg (maintainer scripts run
 //! chrootless with DPKG_ROOT), purged, and nothing left.
 
@@ -62,8 +62,11 @@ fn deb_builds_inspects_installs_into_a_temporary_root_and_purges_clean() -> Resu
         anyhow::bail!("cargo-deb missing: run scripts/install-test-deps");
     }
     let out = tempfile::Builder::new().prefix("segel-deb-").tempdir()?;
+    // The binaries as the other tests use them: a build of its own would resolve features
+    // differently and re-link them under running tests.
+    segel_tests::segel::built()?;
     run(Command::new(workspace_root().join("installer/build-deb"))
-        .args(["--profile", "dev", "--output"])
+        .args(["--profile", "dev", "--no-build", "--output"])
         .arg(out.path()))?;
     let deb = std::fs::read_dir(out.path())?
         .flatten()
