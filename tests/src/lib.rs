@@ -8,6 +8,7 @@
 //! `scripts/install-test-deps`.
 
 pub mod backend;
+pub mod cpustat;
 pub mod daemon;
 pub mod fixtures;
 pub mod isolate;

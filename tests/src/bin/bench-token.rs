@@ -58,6 +58,7 @@ use segel_agent::pin::FixedPin;
 use segel_agent::token::{
     HashAlg, ModuleSource, ModuleSpec, Reply, ServiceOptions, SignRequest, TokenService,
 };
+use segel_tests::cpustat::{machine_busy, process_cpu};
 use segel_tests::fixtures::fixture;
 use segel_tests::softhsm::SoftHsm;
 
@@ -281,7 +282,7 @@ struct Window {
 impl Window {
     fn start() -> Window {
         Window {
-            cpu: process_cpu(),
+            cpu: process_cpu("self"),
             machine: machine_busy(),
             start: Instant::now(),
         }
@@ -289,7 +290,7 @@ impl Window {
 
     /// End the window (while the threads that worked in it are still alive).
     fn stop(&self) -> Stopped {
-        let cpu = process_cpu().saturating_sub(self.cpu).as_secs_f64();
+        let cpu = process_cpu("self").saturating_sub(self.cpu).as_secs_f64();
         let machine = machine_busy().saturating_sub(self.machine).as_secs_f64();
         Stopped {
             wall: self.start.elapsed().as_secs_f64(),
@@ -314,43 +315,6 @@ impl Stopped {
             others: self.others / self.wall,
         }
     }
-}
-
-/// CPU time the process's live threads have used so far: the sum of each thread's
-/// on-CPU nanoseconds in /proc/self/task/*/schedstat (exact, where /proc/self/stat counts
-/// 10 ms ticks — too coarse for a one-second window of a process getting a third of a core).
-/// Threads that ended are not counted: windows are read while their threads run.
-fn process_cpu() -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let nanos: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(nanos)
-}
-
-/// CPU time all processes on the machine used so far (the `cpu` line of /proc/stat: every
-/// field but idle and iowait).
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let busy: u64 = fields
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, v)| v)
-        .sum();
-    Duration::from_millis(busy * 10)
 }
 
 fn digest() -> Vec<u8> {

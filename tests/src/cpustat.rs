@@ -1,0 +1,82 @@
+//! CPU time for benchmarks on a shared machine: how much a process (all its threads) and the
+//! whole machine used, so a bench can print CPU per operation next to throughput — the figure
+//! that does not depend on how much CPU the scheduler happened to grant.
+
+use std::time::Duration;
+
+/// CPU time the live threads of process `pid` ("self" for this one) have used so far: the
+/// sum of each thread's on-CPU nanoseconds in `/proc/PID/task/*/schedstat` (exact, where
+/// `/proc/PID/stat` counts 10 ms ticks). Threads that already ended are not counted: read a
+/// window's ends while its threads run.
+pub fn process_cpu(pid: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// CPU time of this process's children that ended and were waited for (`cutime` + `cstime`
+/// of `/proc/self/stat`, 10 ms ticks): a load generator run as a child, read before and after.
+pub fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) in its parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(13) // state … stime: cutime is field 16 of the line, the 14th after ')'
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU time all processes on the machine used so far (the `cpu` line of `/proc/stat`: every
+/// field but idle and iowait, in 10 ms ticks).
+pub fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let busy: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Duration::from_millis(busy * 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_and_the_machine_use_cpu_while_spinning() {
+        let (me, all) = (process_cpu("self"), machine_busy());
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(process_cpu("self") - me >= Duration::from_millis(50));
+        assert!(machine_busy() > all);
+    }
+
+    #[test]
+    fn a_waited_for_child_counts_in_children_cpu() {
+        let before = children_cpu();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(children_cpu() > before);
+    }
+}
