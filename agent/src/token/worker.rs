@@ -18,6 +18,10 @@ use super::error::TokenError;
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
+/// How long a worker that ran out of jobs keeps looking (yielding the CPU between looks)
+/// before it parks.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// The jobs waiting for a worker, shared by the pool's threads and its submitters.
 ///
 /// A plain deque under a mutex, with a count of parked workers: a submitter only pays for a
@@ -33,6 +37,8 @@ struct QueueState<S> {
     jobs: VecDeque<Job<S>>,
     /// Workers parked on `wake`.
     idle: usize,
+    /// Threads in the pool.
+    workers: usize,
     /// The pool was dropped: workers finish the queued jobs, then exit.
     closed: bool,
 }
@@ -46,6 +52,7 @@ impl<S> Queue<S> {
 
     /// The next job, parking while there is none; `None` once closed and drained.
     fn next(&self) -> Option<Job<S>> {
+        let spin_until = std::time::Instant::now() + SPIN;
         let mut state = self.lock();
         loop {
             if let Some(job) = state.jobs.pop_front() {
@@ -53,6 +60,14 @@ impl<S> Queue<S> {
             }
             if state.closed {
                 return None;
+            }
+            // Only the last worker awake looks on: under load a parked one is woken by the
+            // next submit anyway, and two looking would take CPU from the rest of the process.
+            if state.idle + 1 >= state.workers && std::time::Instant::now() < spin_until {
+                drop(state);
+                std::thread::yield_now();
+                state = self.lock();
+                continue;
             }
             state.idle += 1;
             state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -113,6 +128,7 @@ impl<S: 'static> WorkerPool<S> {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
                 idle: 0,
+                workers: threads.max(1),
                 closed: false,
             }),
             wake: Condvar::new(),
