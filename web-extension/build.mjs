@@ -39,11 +39,16 @@ for (const target of ['chromium', 'firefox']) {
       background: join(here, 'src/background/index.ts'),
       content: join(here, 'src/content/content.ts'),
       consent: join(here, 'src/consent/consent.ts'),
+      enroll: join(here, 'src/manage/enroll.ts'),
+      pin: join(here, 'src/manage/pin.ts'),
     },
     outdir: out,
   });
   for (const f of ['consent.html', 'consent.css']) {
     cpSync(join(here, 'src/consent', f), join(out, f));
+  }
+  for (const f of ['enroll.html', 'pin.html', 'manage.css']) {
+    cpSync(join(here, 'src/manage', f), join(out, f));
   }
   cpSync(join(here, '_locales'), join(out, '_locales'), { recursive: true });
   writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifestFor(target), null, 2) + '\n');

@@ -97,6 +97,11 @@ chrome.runtime.onMessage.addListener((message: unknown, sender, sendResponse) =>
   return true;
 });
 
+// The toolbar button opens Segel's own pages (enrolment, then PIN through their menu).
+chrome.action.onClicked.addListener(() => {
+  void chrome.tabs.create({ url: chrome.runtime.getURL('enroll.html') });
+});
+
 chrome.runtime.onConnect.addListener((port) => {
   if (port.name !== EVENTS_PORT || port.sender === undefined) {
     port.disconnect();

@@ -5,6 +5,7 @@ import { NATIVE_HOST, createTransport } from '../background/transport';
 import { toWireError } from '../shared/errors';
 import type { WireError } from '../shared/errors';
 import type { ConsentView, PickedFile, WindowRequest } from '../shared/messages';
+import { $, applyI18n, errorText, t } from '../shared/ui';
 
 // seal/open: the files the user picks here are streamed to the daemon from this window (a
 // `File` as the fetch body, never read into memory or passed through messages); the
@@ -62,16 +63,6 @@ async function uploadPicked(files: FileList): Promise<void> {
   }
 }
 
-const $ = <T extends HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (el === null) {
-    throw new Error(`consent.html lacks #${id}`);
-  }
-  return el as T;
-};
-
-const t = (key: string, subs?: string | string[]): string => chrome.i18n.getMessage(key, subs) || key;
-
 function show(id: string, visible: boolean): void {
   $(id).hidden = !visible;
 }
@@ -85,25 +76,8 @@ function localDate(iso: string): string {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleDateString(chrome.i18n.getUILanguage());
 }
 
-function errorText(e: WireError): string {
-  const base = t(`error_${e.code}`) !== `error_${e.code}` ? t(`error_${e.code}`) : e.message;
-  if (e.code === 'PIN_INCORRECT') {
-    if (e.retriesLeft === 1) {
-      return `${base} ${t('retriesFinal')}`;
-    }
-    if (e.retriesLeft === 0) {
-      return `${base} ${t('pinLocked')}`;
-    }
-    return `${base} ${e.countLow === true ? t('retriesLow') : t('retriesUnknown')}`;
-  }
-  return base;
-}
-
 function render(v: ConsentView): void {
-  for (const el of document.querySelectorAll<HTMLElement>('[data-i18n]')) {
-    el.textContent = t(el.dataset.i18n ?? '');
-  }
-  document.documentElement.lang = chrome.i18n.getUILanguage();
+  applyI18n();
   $('site').textContent = v.site;
   $('operation').textContent =
     v.operation === 'sign'

@@ -280,14 +280,24 @@ test('manifests: fixed Chromium ID from the key, Firefox gecko ID and background
   assert.deepEqual(id_, en);
 });
 
-test("locales: every message Segel's window uses exists", () => {
-  const src = new URL('../../src/consent/', import.meta.url).pathname;
-  const html = readFileSync(`${src}consent.html`, 'utf8');
-  const ts = readFileSync(`${src}consent.ts`, 'utf8');
-  const used = new Set([...html.matchAll(/data-i18n="([A-Za-z_]+)"/g), ...ts.matchAll(/\bt\('([A-Za-z_]+)'/g)].map((m) => m[1]));
-  assert.ok(used.size > 20, `only ${used.size} keys found`);
-  const en = JSON.parse(readFileSync(new URL('../chromium/_locales/en/messages.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+test("locales: every message Segel's pages use exists, in Indonesian and English alike", () => {
+  const src = new URL('../../src/', import.meta.url).pathname;
+  const files = ['consent/consent.html', 'consent/consent.ts', 'shared/ui.ts', 'manage/enroll.html', 'manage/pin.html', 'manage/enroll.ts', 'manage/pin.ts', 'manage/page.ts', 'manage/admin.ts'];
+  const text = files.map((f) => readFileSync(`${src}${f}`, 'utf8')).join('\n');
+  const used = new Set(
+    [
+      ...text.matchAll(/data-i18n="([A-Za-z_]+)"/g),
+      ...text.matchAll(/\bt\('([A-Za-z_]+)'/g),
+      ...text.matchAll(/getMessage\('([A-Za-z_]+)'/g),
+      ...text.matchAll(/key: '(problem_[A-Za-z]+)'/g),
+    ].map((m) => m[1]),
+  );
+  assert.ok(used.size > 60, `only ${used.size} keys found`);
+  const locale = (l: string) => JSON.parse(readFileSync(new URL(`../chromium/_locales/${l}/messages.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+  const en = locale('en');
+  const id = locale('id');
   for (const k of used) {
     assert.ok(k in en, `message ${k} missing`);
   }
+  assert.deepEqual(Object.keys(id).sort(), Object.keys(en).sort(), 'id and en have the same messages');
 });
