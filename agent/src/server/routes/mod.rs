@@ -52,13 +52,15 @@ fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> ApiEr
     e
 }
 
-/// Refuse management calls from sites: only the user (a local caller) manages consent.
-fn local_only(caller: &Caller) -> Result<(), ApiError> {
+/// Refuse management calls from sites: only the user (a local caller: the CLI, Segel's own
+/// window and pages) manages consent, keys and PINs. A site that could reach the PIN calls
+/// could spend the token's PIN tries and block it.
+fn local_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
     match caller {
         Caller::Local => Ok(()),
         Caller::Site(site) => Err(ApiError::new(
             ErrorCode::SiteNotAllowed,
-            format!("{site} may not manage consent; only the user can"),
+            format!("{site} may not {what}; only the user can, in Segel's own pages"),
         )),
     }
 }
@@ -88,36 +90,51 @@ async fn route(
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/enroll" => match method {
-            Method::POST => enroll::enroll(app, caller, req).await,
+            Method::POST => {
+                local_only(caller, "make keys")?;
+                enroll::enroll(app, caller, req).await
+            }
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/certificates/import" => match method {
-            Method::POST => enroll::import(app, caller, req).await,
+            Method::POST => {
+                local_only(caller, "import certificates")?;
+                enroll::import(app, caller, req).await
+            }
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/pin/status" => match method {
-            Method::POST => pins::status(app, req).await,
+            Method::POST => {
+                local_only(caller, "manage PINs")?;
+                pins::status(app, req).await
+            }
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/pin/change" => match method {
-            Method::POST => pins::change(app, caller, req).await,
+            Method::POST => {
+                local_only(caller, "manage PINs")?;
+                pins::change(app, caller, req).await
+            }
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/pin/unblock" => match method {
-            Method::POST => pins::unblock(app, caller, req).await,
+            Method::POST => {
+                local_only(caller, "manage PINs")?;
+                pins::unblock(app, caller, req).await
+            }
             m => Err(method_not_allowed(&m, &path, "POST")),
         },
         "/v1/consent" => match method {
             Method::GET => consent::list(app),
             Method::POST => {
-                local_only(caller)?;
+                local_only(caller, "manage consent")?;
                 consent::grant(app, req).await
             }
             m => Err(method_not_allowed(&m, &path, "GET, POST")),
         },
         "/v1/consent/revoke" => match method {
             Method::POST => {
-                local_only(caller)?;
+                local_only(caller, "manage consent")?;
                 consent::revoke(app, req).await
             }
             m => Err(method_not_allowed(&m, &path, "POST")),
