@@ -486,7 +486,10 @@ fn hostile_enrol_and_pin_calls_are_refused_with_the_token_untouched() -> Result<
         }
         // Even a site the user consented to may not make keys or touch PINs (it could spend
         // the PIN's tries): only the user's own pages and the CLI may.
-        ok(&post(&c, "/v1/consent", &json!({"origin": SITE})).await?, "consent")?;
+        ok(
+            &post(&c, "/v1/consent", &json!({"origin": SITE})).await?,
+            "consent",
+        )?;
         for (path, body) in &calls {
             let req = c
                 .req(Method::POST, path)
@@ -494,7 +497,12 @@ fn hostile_enrol_and_pin_calls_are_refused_with_the_token_untouched() -> Result<
                 .header("x-segel-site-origin", SITE)
                 .body(Full::new(Bytes::from(body.to_string())))?;
             let r = c.send(req).await?;
-            expect(&r, 403, "SITE_NOT_ALLOWED", &format!("{path}: consented site"))?;
+            expect(
+                &r,
+                403,
+                "SITE_NOT_ALLOWED",
+                &format!("{path}: consented site"),
+            )?;
         }
         ensure!(
             spy.calls()?.len() == before,
