@@ -126,6 +126,8 @@ struct TokenHandle {
     pool: WorkerPool<SessionState>,
     /// Threads in `pool` (a module re-initialisation pauses every one of them).
     workers: usize,
+    /// The workers' login state, which a [`TokenAdmin`] invalidates when it logs out.
+    login: Arc<LoginShared>,
 }
 
 /// What each worker thread owns: one session and the key handles it has looked up.
@@ -202,6 +204,13 @@ impl SessionState {
 
     /// Forget a broken session so the next job starts afresh.
     fn note_failure(&mut self, err: &TokenError) {
+        if let TokenError::Pkcs11 { rv, .. } = err
+            && rv == "UserNotLoggedIn"
+        {
+            // Logged out behind our back (a token administration in this process logs out
+            // to check its PIN): log in again at the next operation.
+            lock(&self.login.inner).logged_in_at = None;
+        }
         if err.is_connection_lost() {
             if let Some((s, _)) = self.session.take() {
                 // Closing may fail on a dead connection; the handle is void either way.
@@ -261,12 +270,19 @@ impl SessionState {
         }
         let secret = pin.pin_for(&desc)?;
         let session = self.session()?;
-        match session.login(UserType::User, secret.as_ref()) {
-            Ok(())
-            | Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {
+        let mut result = session.login(UserType::User, secret.as_ref());
+        if let Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::UserAlreadyLoggedIn,
+            _,
+        )) = result
+        {
+            // Someone else in this process (a token administration) is logged in: C_Login
+            // did not look at this PIN. Log out and log in again, so the token checks it.
+            let _ = session.logout();
+            result = session.login(UserType::User, secret.as_ref());
+        }
+        match result {
+            Ok(()) => {
                 state.logged_in_at = Some(generation);
                 state.refused_source = None;
                 Ok(())
@@ -855,6 +871,7 @@ fn start_token(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
     };
     let login = Arc::new(LoginShared::default());
+    let login_for_state = Arc::clone(&login);
     let module_for_state = Arc::clone(module);
     let (label, serial) = (desc.label.clone(), desc.serial.clone());
     let pool = WorkerPool::spawn(&format!("segel-token-{}", slot.id()), threads, move || {
@@ -865,7 +882,7 @@ fn start_token(
             serial: serial.clone(),
             session: None,
             keys: HashMap::new(),
-            login: Arc::clone(&login),
+            login: Arc::clone(&login_for_state),
         }
     })?;
     Ok(TokenHandle {
@@ -873,6 +890,7 @@ fn start_token(
         mechanisms,
         pool,
         workers: threads.max(1),
+        login,
     })
 }
 
