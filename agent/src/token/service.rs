@@ -117,6 +117,9 @@ struct LoginInner {
     /// can never be mistaken for this one by reusing its address (comparing bare addresses did:
     /// a daemon request's fresh PIN was refused unsent after an earlier request's wrong one).
     refused_source: Option<std::sync::Weak<dyn PinSource>>,
+    /// Logins so far: handles of private objects found in an earlier login may be void
+    /// (SoftHSM drops them at C_Logout), so each worker looks its keys up again after one.
+    logins: u64,
 }
 
 /// Per-token state shared by its workers and the service.
@@ -138,6 +141,8 @@ struct SessionState {
     serial: String,
     session: Option<(Session, u64)>,
     keys: HashMap<String, ObjectHandle>,
+    /// [`LoginInner::logins`] when `keys` were looked up.
+    keys_login: u64,
     login: Arc<LoginShared>,
 }
 
@@ -204,12 +209,16 @@ impl SessionState {
 
     /// Forget a broken session so the next job starts afresh.
     fn note_failure(&mut self, err: &TokenError) {
-        if let TokenError::Pkcs11 { rv, .. } = err
-            && rv == "UserNotLoggedIn"
-        {
-            // Logged out behind our back (a token administration in this process logs out
-            // to check its PIN): log in again at the next operation.
-            lock(&self.login.inner).logged_in_at = None;
+        if let TokenError::Pkcs11 { rv, .. } = err {
+            if rv == "UserNotLoggedIn" {
+                // Logged out behind our back (a token administration in this process logs out
+                // to check its PIN): log in again at the next operation.
+                lock(&self.login.inner).logged_in_at = None;
+            }
+            if rv == "UserNotLoggedIn" || rv == "ObjectHandleInvalid" || rv == "KeyHandleInvalid" {
+                // Private objects' handles may die with a logout: look the keys up again.
+                self.keys.clear();
+            }
         }
         if err.is_connection_lost() {
             if let Some((s, _)) = self.session.take() {
@@ -248,6 +257,7 @@ impl SessionState {
         let login = Arc::clone(&self.login);
         let mut state = lock(&login.inner);
         if state.logged_in_at == Some(generation) {
+            self.keys_of_login(state.logins);
             return Ok(());
         }
         let desc = self.description()?;
@@ -285,6 +295,8 @@ impl SessionState {
             Ok(()) => {
                 state.logged_in_at = Some(generation);
                 state.refused_source = None;
+                state.logins += 1;
+                self.keys_of_login(state.logins);
                 Ok(())
             }
             Err(e) => {
@@ -299,6 +311,14 @@ impl SessionState {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Forget key handles found in an earlier login than `logins`.
+    fn keys_of_login(&mut self, logins: u64) {
+        if self.keys_login != logins {
+            self.keys.clear();
+            self.keys_login = logins;
         }
     }
 
@@ -882,6 +902,7 @@ fn start_token(
             serial: serial.clone(),
             session: None,
             keys: HashMap::new(),
+            keys_login: 0,
             login: Arc::clone(&login_for_state),
         }
     })?;
