@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
 use segel_tests::daemon::{Client, DaemonProcess, Response};
-use segel_tests::fixtures::{chain_pem_path, fixture};
-use segel_tests::openssl::openssl;
+use segel_tests::fixtures::{chain_pem_path, fixture, issue_with_test_ca};
+use segel_tests::openssl::{openssl, verified_request_text};
 use segel_tests::softhsm::SoftHsm;
 use segel_tests::spy::Spy;
 use serde_json::{Value, json};
@@ -81,42 +81,20 @@ async fn post(c: &Client, path: &str, body: &Value) -> Result<Response> {
 
 /// The test CA issues for the request in `csr`: the certificate and the CA's, PEM.
 fn issue(csr: &Path, dir: &Path) -> Result<String> {
-    let ca = fixture("issuing-ca")?;
     let cert = dir.join("issued.crt.pem");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(csr),
-        "-CA",
-        &s(&ca.cert_pem_path),
-        "-CAkey",
-        &s(&ca.key_path),
-        "-days",
-        "365",
-        "-copy_extensions",
-        "copyall",
-        "-sha256",
-        "-out",
-        &s(&cert),
-    ])?;
-    Ok([std::fs::read_to_string(&cert)?, ca.cert_pem].concat())
+    issue_with_test_ca(csr, &cert)?;
+    Ok([
+        std::fs::read_to_string(&cert)?,
+        fixture("issuing-ca")?.cert_pem,
+    ]
+    .concat())
 }
 
 /// The request in an enrolment answer, as OpenSSL prints it (after checking its signature).
 fn request_text(v: &Value, dir: &Path, name: &str) -> Result<String> {
     let csr = dir.join(name);
     std::fs::write(&csr, v["request"].as_str().context("request PEM")?)?;
-    openssl(&["req", "-verify", "-noout", "-in", &s(&csr)])?;
-    openssl(&[
-        "req",
-        "-noout",
-        "-text",
-        "-nameopt",
-        "RFC2253",
-        "-in",
-        &s(&csr),
-    ])
+    verified_request_text(&csr)
 }
 
 #[test]
