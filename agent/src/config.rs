@@ -17,13 +17,13 @@
 //! # folder $XDG_CONFIG_HOME/segel/trust/
 //! trust_anchors = ["/etc/ssl/bsre/root.pem"]
 //!
-//! [enrollment]
+//! [enrollment]          # for `segel enroll` and the daemon's `POST /v1/enroll`
 //! profile = "modern"      # or "legacy" (NPWP as a DNS name, NIK as a request attribute)
 //! # npwp_oid = "…"        # the CA's otherName type for NPWP (default: organizationIdentifier)
 //! # nik_oid = "…"         # the CA's request attribute for NIK (legacy; default unstructuredName)
 //!
 //! [pin]
-//! min_length = 6          # shortest new PIN `segel pin change|unblock` accepts
+//! min_length = 6          # shortest new PIN `segel pin change|unblock` and the daemon accept
 //!
 //! [procurement]
 //! # the portal's file rules: names of at most 40 characters without / \ , : ' " + - ( ),
