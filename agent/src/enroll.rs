@@ -651,6 +651,25 @@ mod tests {
     }
 
     #[test]
+    fn a_callers_profile_wins_and_bad_oids_are_refused_before_a_key_is_made() {
+        let config = EnrollConfig {
+            profile: Profile::Legacy,
+            npwp_oid: Some("1.3.6.1.4.1.99999.1".to_owned()),
+            ..EnrollConfig::default()
+        };
+        assert_eq!(config.with_profile(None).profile, Profile::Legacy);
+        let modern = config.with_profile(Some(Profile::Modern));
+        assert_eq!(modern.profile, Profile::Modern);
+        assert_eq!(modern.npwp_oid, config.npwp_oid);
+        assert!(config.check().is_ok());
+        let bad = EnrollConfig {
+            nik_oid: "not an oid".to_owned(),
+            ..EnrollConfig::default()
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("not an oid"));
+    }
+
+    #[test]
     fn default_oid_parses() {
         assert!(Oid::new(DEFAULT_NIK_OID).is_ok());
     }
