@@ -17,13 +17,13 @@
 //! # folder $XDG_CONFIG_HOME/segel/trust/
 //! trust_anchors = ["/etc/ssl/bsre/root.pem"]
 //!
-//! [enrollment]
+//! [enrollment]          # for `segel enroll` and the daemon's `POST /v1/enroll`
 //! profile = "modern"      # or "legacy" (NPWP as a DNS name, NIK as a request attribute)
 //! # npwp_oid = "…"        # the CA's otherName type for NPWP (default: organizationIdentifier)
 //! # nik_oid = "…"         # the CA's request attribute for NIK (legacy; default unstructuredName)
 //!
 //! [pin]
-//! min_length = 6          # shortest new PIN `segel pin change|unblock` accepts
+//! min_length = 6          # shortest new PIN `segel pin change|unblock` and the daemon accept
 //!
 //! [procurement]
 //! # the portal's file rules: names of at most 40 characters without / \ , : ' " + - ( ),
@@ -95,7 +95,8 @@ pub struct Config {
     pub daemon: crate::server::policy::DaemonConfig,
 }
 
-/// `[pin]`: the PIN policy for `segel pin change|unblock`.
+/// `[pin]`: the PIN policy for `segel pin change|unblock` and the daemon's
+/// `/v1/pin/change|unblock`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinPolicy {
@@ -106,6 +107,23 @@ pub struct PinPolicy {
 
 fn default_min_pin() -> usize {
     6
+}
+
+impl PinPolicy {
+    /// Whether `new` may become the PIN: at least `min_length` characters, none of them a
+    /// control character. The error is the message to show (code `PIN_INVALID`).
+    pub fn check_new_pin(&self, new: &str) -> Result<(), String> {
+        if new.chars().any(char::is_control) {
+            return Err("the new PIN must not contain control characters".to_owned());
+        }
+        let (len, min) = (new.chars().count(), self.min_length);
+        if len < min {
+            return Err(format!(
+                "the new PIN has {len} characters; at least {min} are required"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PinPolicy {
@@ -203,6 +221,16 @@ mod tests {
         assert!(Config::parse("").unwrap().procurement.file_rules);
         let c = Config::parse("[procurement]\nfile_rules = false\n").unwrap();
         assert!(!c.procurement.file_rules);
+    }
+
+    #[test]
+    fn the_pin_policy_counts_characters_and_refuses_control_characters() {
+        let policy = Config::parse("[pin]\nmin_length = 8\n").unwrap().pin;
+        let e = policy.check_new_pin("1234567").unwrap_err();
+        assert!(e.contains("at least 8"), "{e}");
+        assert!(policy.check_new_pin("12345678").is_ok());
+        assert!(policy.check_new_pin("ääääääää").is_ok());
+        assert!(policy.check_new_pin("1234\t5678").is_err());
     }
 
     #[test]

@@ -423,6 +423,105 @@ pub fn build_request(
     Ok(req.to_der()?)
 }
 
+impl EnrollConfig {
+    /// These settings with the profile a caller chose, if any (the config file's otherwise).
+    pub fn with_profile(&self, profile: Option<Profile>) -> Self {
+        let mut config = self.clone();
+        if let Some(p) = profile {
+            config.profile = p;
+        }
+        config
+    }
+
+    /// Refuse OIDs that do not parse, before a key is made for a request that cannot be built.
+    pub fn check(&self) -> Result<(), EnrollError> {
+        for text in self.npwp_oid.iter().chain([&self.nik_oid]) {
+            oid(text)?;
+        }
+        Ok(())
+    }
+}
+
+/// A key pair made on the token for an applicant, with its signed request.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// CKA_ID of the new key pair.
+    pub key_id: Vec<u8>,
+    /// The public key, DER SubjectPublicKeyInfo.
+    pub spki_der: Vec<u8>,
+    /// The PKCS#10 request, PEM.
+    pub request_pem: String,
+    /// The printable summary for the registration authority.
+    pub summary: String,
+}
+
+/// Why [`enrol`] failed, with the wire code the CLI and the API both report.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct EnrolFailure {
+    pub code: crate::protocol::ErrorCode,
+    pub message: String,
+}
+
+impl From<crate::token::TokenError> for EnrolFailure {
+    fn from(e: crate::token::TokenError) -> Self {
+        EnrolFailure {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What `segel enroll` and `POST /v1/enroll` do on the token: check that it can make `spec`
+/// keys, log in with `pin` (checked by the token), make the key pair labelled `label`, and have
+/// it sign its request built with `config`.
+pub fn enrol(
+    admin: &mut crate::token::TokenAdmin,
+    pin: &dyn crate::pin::PinSource,
+    applicant: &Applicant,
+    config: &EnrollConfig,
+    spec: KeySpec,
+    purpose: KeyPurpose,
+    label: &str,
+) -> Result<Enrolled, EnrolFailure> {
+    use crate::protocol::ErrorCode;
+    let fail = |code, message: String| EnrolFailure { code, message };
+    config
+        .check()
+        .map_err(|e| fail(ErrorCode::BadRequest, e.to_string()))?;
+    let token = admin.description().label.clone();
+    if !admin.can_generate(spec)? {
+        return Err(fail(
+            ErrorCode::MechanismUnsupported,
+            format!("token {token:?} cannot generate {spec} keys; use another key type or token"),
+        ));
+    }
+    admin.login(pin)?;
+    let key = admin.generate_key_pair(spec, purpose, label)?;
+    let made = |e: &dyn std::fmt::Display| {
+        fail(
+            ErrorCode::Internal,
+            format!(
+                "{e} (a key pair with id {} was made on the token)",
+                hex::encode(&key.id)
+            ),
+        )
+    };
+    let request = build_request(applicant, config, spec, purpose, &key.spki_der, |digest| {
+        admin.sign_with(&key, digest)
+    })
+    .map_err(|e| made(&e))?;
+    let request_pem =
+        der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &request)
+            .map_err(|e| made(&e))?;
+    Ok(Enrolled {
+        summary: summary(applicant, spec, &token, &key.spki_der),
+        key_id: key.id.clone(),
+        spki_der: key.spki_der.clone(),
+        request_pem,
+    })
+}
+
 /// The printable summary to take to the registration authority.
 pub fn summary(a: &Applicant, spec: KeySpec, token: &str, spki_der: &[u8]) -> String {
     let key = match spec {
@@ -549,6 +648,25 @@ mod tests {
         let e = a.validate().unwrap_err();
         let coded: Vec<(&str, &str)> = e.iter().map(|e| (e.name(), e.code())).collect();
         assert_eq!(coded, [("name", "too_long"), ("org", "control_characters")]);
+    }
+
+    #[test]
+    fn a_callers_profile_wins_and_bad_oids_are_refused_before_a_key_is_made() {
+        let config = EnrollConfig {
+            profile: Profile::Legacy,
+            npwp_oid: Some("1.3.6.1.4.1.99999.1".to_owned()),
+            ..EnrollConfig::default()
+        };
+        assert_eq!(config.with_profile(None).profile, Profile::Legacy);
+        let modern = config.with_profile(Some(Profile::Modern));
+        assert_eq!(modern.profile, Profile::Modern);
+        assert_eq!(modern.npwp_oid, config.npwp_oid);
+        assert!(config.check().is_ok());
+        let bad = EnrollConfig {
+            nik_oid: "not an oid".to_owned(),
+            ..EnrollConfig::default()
+        };
+        assert!(bad.check().unwrap_err().to_string().contains("not an oid"));
     }
 
     #[test]

@@ -150,3 +150,28 @@ pub fn manifest() -> Result<Vec<ManifestEntry>> {
 fn read_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
+
+/// `openssl x509 -req` as the test CA (the fixtures' issuing CA) for the request `csr`,
+/// copying the requested extensions; the certificate (PEM) goes to `out`.
+pub fn issue_with_test_ca(csr: &Path, out: &Path) -> Result<()> {
+    let ca = fixture("issuing-ca")?;
+    let s = |p: &Path| p.display().to_string();
+    crate::openssl::openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(csr),
+        "-CA",
+        &s(&ca.cert_pem_path),
+        "-CAkey",
+        &s(&ca.key_path),
+        "-days",
+        "365",
+        "-copy_extensions",
+        "copyall",
+        "-sha256",
+        "-out",
+        &s(out),
+    ])?;
+    Ok(())
+}

@@ -191,3 +191,11 @@ pub fn encrypt_pkcs1(cert_pem: impl AsRef<Path>, plaintext: &[u8]) -> Result<Vec
         &["-pkeyopt", "rsa_padding_mode:pkcs1"],
     )
 }
+
+/// A PKCS#10 request as OpenSSL prints it (names RFC 2253), after OpenSSL checked its
+/// self-signature.
+pub fn verified_request_text(csr: &Path) -> Result<String> {
+    let csr = csr.display().to_string();
+    openssl(&["req", "-verify", "-noout", "-in", &csr])?;
+    openssl(&["req", "-noout", "-text", "-nameopt", "RFC2253", "-in", &csr])
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{Context, Result, ensure};
-use segel_tests::fixtures::fixture;
-use segel_tests::openssl::openssl;
+use segel_tests::fixtures::{fixture, issue_with_test_ca};
+use segel_tests::openssl::{openssl, verified_request_text};
 use segel_tests::segel::{Runner, error_code, ok_json};
 use segel_tests::softhsm::SoftHsm;
 use serde_json::Value;
@@ -68,25 +68,8 @@ const APPLICANT: [&str; 12] = [
 /// `openssl x509 -req` as the test CA (the fixtures' issuing CA), copying the requested
 /// extensions; returns the certificate PEM path.
 fn issue(env: &Env, csr: &Path, name: &str) -> Result<PathBuf> {
-    let ca = fixture("issuing-ca")?;
     let out = env.path(name);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(csr),
-        "-CA",
-        &s(&ca.cert_pem_path),
-        "-CAkey",
-        &s(&ca.key_path),
-        "-days",
-        "365",
-        "-copy_extensions",
-        "copyall",
-        "-sha256",
-        "-out",
-        &s(&out),
-    ])?;
+    issue_with_test_ca(csr, &out)?;
     Ok(out)
 }
 
@@ -115,16 +98,7 @@ fn enrolled_key_gets_its_certificate_and_signs_to_the_root() -> Result<()> {
     ensure!(summary.contains(v["public_key_sha256"].as_str().unwrap_or("missing")));
 
     // OpenSSL checks the request's self-signature and reads the fields as given.
-    openssl(&["req", "-verify", "-noout", "-in", &s(&csr)])?;
-    let text = openssl(&[
-        "req",
-        "-noout",
-        "-text",
-        "-nameopt",
-        "RFC2253",
-        "-in",
-        &s(&csr),
-    ])?;
+    let text = verified_request_text(&csr)?;
     for want in [
         "CN=Budi Santoso",
         "O=PT Maju Jaya Konstruksi",

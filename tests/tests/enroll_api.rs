@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
 use segel_tests::daemon::{Client, DaemonProcess, Response};
-use segel_tests::fixtures::{chain_pem_path, fixture};
-use segel_tests::openssl::openssl;
+use segel_tests::fixtures::{chain_pem_path, fixture, issue_with_test_ca};
+use segel_tests::openssl::{openssl, verified_request_text};
 use segel_tests::softhsm::SoftHsm;
 use segel_tests::spy::Spy;
 use serde_json::{Value, json};
@@ -79,6 +79,24 @@ async fn post(c: &Client, path: &str, body: &Value) -> Result<Response> {
     c.send(c.post_json(path, body)?).await
 }
 
+/// The test CA issues for the request in `csr`: the certificate and the CA's, PEM.
+fn issue(csr: &Path, dir: &Path) -> Result<String> {
+    let cert = dir.join("issued.crt.pem");
+    issue_with_test_ca(csr, &cert)?;
+    Ok([
+        std::fs::read_to_string(&cert)?,
+        fixture("issuing-ca")?.cert_pem,
+    ]
+    .concat())
+}
+
+/// The request in an enrolment answer, as OpenSSL prints it (after checking its signature).
+fn request_text(v: &Value, dir: &Path, name: &str) -> Result<String> {
+    let csr = dir.join(name);
+    std::fs::write(&csr, v["request"].as_str().context("request PEM")?)?;
+    verified_request_text(&csr)
+}
+
 #[test]
 fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
     let hsm = token()?;
@@ -87,7 +105,7 @@ fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let csr = dir.path().join("budi.csr");
     let document = b"Dokumen penawaran: harga Rp 1.000.000\n".to_vec();
-    rt().block_on(async {
+    let enrolled = rt().block_on(async {
         // Every bad field at once, before the token is touched.
         let mut bad = applicant();
         bad["email"] = json!("budi at majujaya");
@@ -153,19 +171,9 @@ fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
                 && summary.contains(v["public_key_sha256"].as_str().context("spki hash")?),
             "summary: {summary}"
         );
-        std::fs::write(&csr, v["request"].as_str().context("request PEM")?)?;
-        Ok(())
+        Ok(v)
     })?;
-    openssl(&["req", "-verify", "-noout", "-in", &s(&csr)])?;
-    let text = openssl(&[
-        "req",
-        "-noout",
-        "-text",
-        "-nameopt",
-        "RFC2253",
-        "-in",
-        &s(&csr),
-    ])?;
+    let text = request_text(&enrolled, dir.path(), "budi.csr")?;
     for want in [
         "CN=Budi Santoso",
         "O=PT Maju Jaya Konstruksi",
@@ -179,28 +187,9 @@ fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
     }
     // The test CA issues.
     let ca = fixture("issuing-ca")?;
-    let cert = dir.path().join("budi.crt.pem");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &s(&ca.cert_pem_path),
-        "-CAkey",
-        &s(&ca.key_path),
-        "-days",
-        "365",
-        "-copy_extensions",
-        "copyall",
-        "-sha256",
-        "-out",
-        &s(&cert),
-    ])?;
-    let chain_pem = [std::fs::read_to_string(&cert)?, ca.cert_pem.clone()].concat();
+    let chain_pem = issue(&csr, dir.path())?;
     rt().block_on(async {
         use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         // Garbage and a CA-only file are refused.
         let r = post(
             &c,
@@ -675,5 +664,173 @@ fn certificates_near_expiry_are_announced_once_per_threshold() -> Result<()> {
         );
         Ok(())
     })?;
+    Ok(())
+}
+
+/// Base64 of `data`, as the API takes binary fields.
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// PKCS#11 logins belong to the application, not the session: while the daemon's signing
+/// workers are logged in, C_Login answers "already logged in" to any PIN. Enrolment and import
+/// must still check the PIN they are given, and signing must go on working.
+#[test]
+fn enrol_and_import_check_the_pin_while_the_daemon_is_logged_in() -> Result<()> {
+    let hsm = token()?;
+    let d = DaemonProcess::start(&hsm.envs(), &hsm.module_path(), &[])?;
+    let c = d.client()?;
+    let dir = tempfile::tempdir()?;
+    let enrol =
+        |pin: &str| json!({"token": "kunci", "key": "p256", "applicant": applicant(), "pin": pin});
+    let v = rt().block_on(async { ok(&post(&c, "/v1/enroll", &enrol(PIN)).await?, "enroll") })?;
+    let csr = dir.path().join("key.csr");
+    std::fs::write(&csr, v["request"].as_str().context("request PEM")?)?;
+    let chain_pem = issue(&csr, dir.path())?;
+    let import = |pin: &str| json!({"token": "kunci", "certificate": chain_pem, "pin": pin});
+    rt().block_on(async {
+        let v = ok(
+            &post(&c, "/v1/certificates/import", &import(PIN)).await?,
+            "import",
+        )?;
+        let fp = v["certificate"].as_str().context("fingerprint")?.to_owned();
+        let sign = |pin: Option<&str>| {
+            let mut body = json!({"certificate": fp, "data": b64(b"penawaran"), "format": "cms"});
+            if let Some(p) = pin {
+                body["pin"] = json!(p);
+            }
+            body
+        };
+        // Sign, then sign again without a PIN: the daemon is logged in to the token.
+        let sign_logged_in = || async {
+            ok(&post(&c, "/v1/sign", &sign(Some(PIN))).await?, "sign")?;
+            ok(
+                &post(&c, "/v1/sign", &sign(None)).await?,
+                "sign without a PIN while logged in",
+            )
+        };
+        sign_logged_in().await?;
+        let r = post(&c, "/v1/enroll", &enrol("000000")).await?;
+        expect(
+            &r,
+            422,
+            "PIN_INCORRECT",
+            "enrol with a wrong PIN while logged in",
+        )?;
+        ensure!(
+            r.json()?["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("PIN")),
+            "{:?}",
+            r.body
+        );
+        // The refused enrolment logged the daemon out: signing asks for the PIN again.
+        let r = post(&c, "/v1/sign", &sign(None)).await?;
+        expect(
+            &r,
+            422,
+            "PIN_REQUIRED",
+            "sign without a PIN after the logout",
+        )?;
+        sign_logged_in().await?;
+        let r = post(&c, "/v1/certificates/import", &import("000000")).await?;
+        expect(
+            &r,
+            422,
+            "PIN_INCORRECT",
+            "import with a wrong PIN while logged in",
+        )?;
+
+        // The right PIN works while logged in, and signing goes on.
+        sign_logged_in().await?;
+        ok(
+            &post(&c, "/v1/enroll", &enrol(PIN)).await?,
+            "enrol, right PIN",
+        )?;
+        sign_logged_in().await?;
+        ok(
+            &post(&c, "/v1/certificates/import", &import(PIN)).await?,
+            "import, right PIN",
+        )?;
+        sign_logged_in().await?;
+        Ok(())
+    })?;
+    ensure!(!d.log().contains(PIN), "log holds the PIN");
+    Ok(())
+}
+
+/// The daemon follows the config file as the CLI does: `[pin] min_length` for new PINs,
+/// `[enrollment]` for where NIK and NPWP go (a request's own `profile` still wins).
+#[test]
+fn pin_policy_and_enrolment_profile_come_from_the_config_file() -> Result<()> {
+    let hsm = token()?;
+    let home = tempfile::tempdir()?;
+    std::fs::create_dir_all(home.path().join(".config/segel"))?;
+    std::fs::write(
+        home.path().join(".config/segel/config.toml"),
+        "[pin]\nmin_length = 8\n\n[enrollment]\nprofile = \"legacy\"\n",
+    )?;
+    let d = DaemonProcess::start_in(home, &hsm.envs(), &hsm.module_path(), &[])?;
+    let c = d.client()?;
+    let dir = tempfile::tempdir()?;
+    let (legacy, modern) = rt().block_on(async {
+        let r = post(
+            &c,
+            "/v1/pin/change",
+            &json!({"token": "kunci", "pin": PIN, "new_pin": "1357924"}),
+        )
+        .await?;
+        expect(&r, 422, "PIN_INVALID", "a 7-character PIN under min_length 8")?;
+        ensure!(
+            r.json()?["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("at least 8")),
+            "{:?}",
+            r.body
+        );
+        let r = post(
+            &c,
+            "/v1/pin/unblock",
+            &json!({"token": "kunci", "so_pin": SO_PIN, "new_pin": "1357924"}),
+        )
+        .await?;
+        expect(&r, 422, "PIN_INVALID", "unblock to a 7-character PIN")?;
+        ok(
+            &post(
+                &c,
+                "/v1/pin/change",
+                &json!({"token": "kunci", "pin": PIN, "new_pin": "13579246"}),
+            )
+            .await?,
+            "an 8-character PIN",
+        )?;
+        let enrol = |profile: Option<&str>| {
+            let mut body = json!({"token": "kunci", "key": "p256", "applicant": applicant(), "pin": "13579246"});
+            if let Some(p) = profile {
+                body["profile"] = json!(p);
+            }
+            body
+        };
+        let legacy = ok(&post(&c, "/v1/enroll", &enrol(None)).await?, "enrol")?;
+        let modern = ok(
+            &post(&c, "/v1/enroll", &enrol(Some("modern"))).await?,
+            "enrol, modern profile",
+        )?;
+        Ok((legacy, modern))
+    })?;
+    let text = request_text(&legacy, dir.path(), "legacy.csr")?;
+    for want in ["DNS:22.222.222.2-222.222", "KTP-3273011203890003"] {
+        ensure!(text.contains(want), "{want:?} missing (legacy):\n{text}");
+    }
+    ensure!(
+        !text.contains("NIK-"),
+        "modern NIK in a legacy request:\n{text}"
+    );
+    let text = request_text(&modern, dir.path(), "modern.csr")?;
+    ensure!(
+        text.contains("serialNumber=NIK-3273011203890003") && !text.contains("DNS:"),
+        "the request's profile did not win:\n{text}"
+    );
     Ok(())
 }

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::output::{print_json, write_atomic};
 use super::{CliError, Context};
-use crate::enroll::{Applicant, Profile, build_request, summary};
-use crate::protocol::ErrorCode;
+use crate::enroll::{Applicant, Profile, enrol};
 use crate::token::{KeyPurpose, KeySpec};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -98,13 +97,13 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
         PurposeArg::Sign => KeyPurpose::Sign,
         PurposeArg::Encrypt => KeyPurpose::Encrypt,
     };
-    let mut config = ctx.config.enrollment.clone();
-    if let Some(p) = args.profile {
-        config.profile = match p {
+    let config = ctx
+        .config
+        .enrollment
+        .with_profile(args.profile.map(|p| match p {
             ProfileArg::Modern => Profile::Modern,
             ProfileArg::Legacy => Profile::Legacy,
-        };
-    }
+        }));
     // Check where the files go before a key is made, so no key is left without its request.
     let summary_file = summary_path(&args.out);
     for p in [&args.out, &summary_file] {
@@ -127,48 +126,28 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
 
     let service = ctx.token_service()?;
     let mut admin = service.admin(&args.token)?;
-    if !admin.can_generate(spec)? {
-        return Err(CliError::new(
-            ErrorCode::MechanismUnsupported,
-            format!(
-                "token {:?} cannot generate {} keys; use another key type or token",
-                args.token, args.key
-            ),
-        ));
-    }
-    admin.login(ctx.pin_source().as_ref())?;
     let label = args.label.clone().unwrap_or_else(|| applicant.name.clone());
-    let key = admin.generate_key_pair(spec, purpose, &label)?;
-    let request = build_request(
+    let made = enrol(
+        &mut admin,
+        ctx.pin_source().as_ref(),
         &applicant,
         &config,
         spec,
         purpose,
-        &key.spki_der,
-        |digest| admin.sign_with(&key, digest),
+        &label,
     )
-    .map_err(|e| {
-        CliError::new(
-            ErrorCode::Internal,
-            format!(
-                "{e} (a key pair with id {} was made on the token)",
-                hex::encode(&key.id)
-            ),
-        )
-    })?;
-    let pem = der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &request)
-        .map_err(|e| CliError::new(ErrorCode::Internal, e.to_string()))?;
-    write_atomic(&args.out, pem.as_bytes())?;
-    let text = summary(&applicant, spec, &args.token, &key.spki_der);
+    .map_err(|e| CliError::new(e.code, e.message))?;
+    write_atomic(&args.out, made.request_pem.as_bytes())?;
+    let text = made.summary;
     write_atomic(&summary_file, text.as_bytes())?;
     if ctx.global.json {
         print_json(&serde_json::json!({
             "request": args.out,
             "summary": summary_file,
             "token": args.token,
-            "key_id": hex::encode(&key.id),
+            "key_id": hex::encode(&made.key_id),
             "key_label": label,
-            "public_key_sha256": crate::certinfo::sha256_hex(&key.spki_der),
+            "public_key_sha256": crate::certinfo::sha256_hex(&made.spki_der),
             "applicant": applicant,
         }))?;
     } else {

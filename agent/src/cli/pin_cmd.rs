@@ -63,12 +63,8 @@ fn prompt(question: &str) -> Result<SecretString, CliError> {
     Ok(SecretString::from(answer))
 }
 
-/// The new PIN: from the file, or asked twice; checked against the length policy.
-fn new_pin(
-    ctx: &Context,
-    file: Option<&PathBuf>,
-    token_min: usize,
-) -> Result<SecretString, CliError> {
+/// The new PIN: from the file, or asked twice; checked against the `[pin]` policy.
+fn new_pin(ctx: &Context, file: Option<&PathBuf>) -> Result<SecretString, CliError> {
     let pin = match file {
         Some(f) => read_pin_file(f)?,
         None => {
@@ -83,14 +79,10 @@ fn new_pin(
             first
         }
     };
-    let min = ctx.config.pin.min_length.max(token_min);
-    let len = pin.expose_secret().chars().count();
-    if len < min {
-        return Err(CliError::new(
-            ErrorCode::PinInvalid,
-            format!("the new PIN has {len} characters; at least {min} are required"),
-        ));
-    }
+    ctx.config
+        .pin
+        .check_new_pin(pin.expose_secret())
+        .map_err(|message| CliError::new(ErrorCode::PinInvalid, message))?;
     Ok(pin)
 }
 
@@ -149,7 +141,7 @@ pub fn run(ctx: &Context, cmd: &PinCommand) -> Result<(), CliError> {
         PinCommand::Change(a) => {
             let mut admin = service.admin(&a.token.token)?;
             let old = current_pin(ctx, admin.description())?;
-            let new = new_pin(ctx, a.new_pin_file.as_ref(), 0)?;
+            let new = new_pin(ctx, a.new_pin_file.as_ref())?;
             admin.change_pin(&old, &new)?;
             report(ctx, &a.token.token, "changed")
         }
@@ -159,7 +151,7 @@ pub fn run(ctx: &Context, cmd: &PinCommand) -> Result<(), CliError> {
                 Some(f) => read_pin_file(f)?,
                 None => prompt(&format!("SO PIN / PUK for token \"{}\": ", a.token.token))?,
             };
-            let new = new_pin(ctx, a.new_pin_file.as_ref(), 0)?;
+            let new = new_pin(ctx, a.new_pin_file.as_ref())?;
             admin.unblock_pin(&so, &new)?;
             report(ctx, &a.token.token, "unblocked and set")
         }

@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), CliError> {
     opts.renew_days = args.renew_days;
     opts.poll_interval = Duration::from_millis(args.poll_ms.max(50));
     opts.max_upload = args.max_upload;
+    opts.admin = crate::server::AdminSettings::from_config(&ctx.config);
     let trust_dir = crate::config::Paths::for_user().ok().map(|p| p.trust_dir());
     opts.trust =
         crate::bids::trust::TrustStore::load(&ctx.config.trust_anchors, trust_dir.as_deref())

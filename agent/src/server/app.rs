@@ -27,7 +27,27 @@ pub struct App {
     pub store: Store,
     pub jobs: Jobs,
     pub trust: TrustStore,
+    /// `[enrollment]` and `[pin]` of the config file, for the enrolment and PIN routes.
+    pub admin: AdminSettings,
     activity: Activity,
+}
+
+/// The config file's settings for token administration, shared with `segel enroll` and
+/// `segel pin change|unblock`.
+#[derive(Clone, Debug, Default)]
+pub struct AdminSettings {
+    pub enrollment: crate::enroll::EnrollConfig,
+    pub pin: crate::config::PinPolicy,
+}
+
+impl AdminSettings {
+    /// The settings of a configuration file.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        AdminSettings {
+            enrollment: config.enrollment.clone(),
+            pin: config.pin.clone(),
+        }
+    }
 }
 
 /// When tokens were last used, for the idle logout.
@@ -60,7 +80,14 @@ impl App {
             work_dir,
             certs: CertCache::new(Duration::from_secs(10)),
             activity: Activity::default(),
+            admin: AdminSettings::default(),
         }
+    }
+
+    /// With the config file's enrolment and PIN settings.
+    pub fn with_admin(mut self, admin: AdminSettings) -> Self {
+        self.admin = admin;
+        self
     }
 
     /// Note that a token operation (which may have logged in) just finished. With an idle

@@ -28,6 +28,7 @@ mod routes;
 pub mod store;
 pub mod tls;
 
+pub use app::AdminSettings;
 pub use routes::openapi_yaml;
 
 use std::convert::Infallible;
@@ -78,6 +79,8 @@ pub struct ServeOptions {
     pub max_upload: u64,
     /// Trust anchors for vendors' certificates when opening bids.
     pub trust: crate::bids::trust::TrustStore,
+    /// `[enrollment]` and `[pin]` of the config file, as the CLI uses them.
+    pub admin: AdminSettings,
 }
 
 impl ServeOptions {
@@ -95,6 +98,7 @@ impl ServeOptions {
             poll_interval: Duration::from_secs(1),
             max_upload: 2 << 30,
             trust: Default::default(),
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -166,19 +170,22 @@ pub async fn bind(service: TokenService, opts: ServeOptions) -> Result<Daemon, S
         opts.policy.clone(),
         ConsentStore::new(files.consent()),
     );
-    let app = Arc::new(App::new(
-        service,
-        gate,
-        EventHub::new(opts.poll_interval),
-        BodyLimits {
-            max_json: opts.max_json_body,
-            timeout: opts.body_timeout,
-            max_upload: opts.max_upload,
-        },
-        url.clone(),
-        work_dir,
-        opts.trust.clone(),
-    ));
+    let app = Arc::new(
+        App::new(
+            service,
+            gate,
+            EventHub::new(opts.poll_interval),
+            BodyLimits {
+                max_json: opts.max_json_body,
+                timeout: opts.body_timeout,
+                max_upload: opts.max_upload,
+            },
+            url.clone(),
+            work_dir,
+            opts.trust.clone(),
+        )
+        .with_admin(opts.admin.clone()),
+    );
     endpoint::write(files, &url).map_err(|source| ServeError::Endpoint {
         path: files.endpoint().display().to_string(),
         source,

@@ -117,6 +117,9 @@ struct LoginInner {
     /// can never be mistaken for this one by reusing its address (comparing bare addresses did:
     /// a daemon request's fresh PIN was refused unsent after an earlier request's wrong one).
     refused_source: Option<std::sync::Weak<dyn PinSource>>,
+    /// Logins so far: handles of private objects found in an earlier login may be void
+    /// (SoftHSM drops them at C_Logout), so each worker looks its keys up again after one.
+    logins: u64,
 }
 
 /// Per-token state shared by its workers and the service.
@@ -126,6 +129,8 @@ struct TokenHandle {
     pool: WorkerPool<SessionState>,
     /// Threads in `pool` (a module re-initialisation pauses every one of them).
     workers: usize,
+    /// The workers' login state, which a [`TokenAdmin`] invalidates when it logs out.
+    login: Arc<LoginShared>,
 }
 
 /// What each worker thread owns: one session and the key handles it has looked up.
@@ -136,6 +141,8 @@ struct SessionState {
     serial: String,
     session: Option<(Session, u64)>,
     keys: HashMap<String, ObjectHandle>,
+    /// [`LoginInner::logins`] when `keys` were looked up.
+    keys_login: u64,
     login: Arc<LoginShared>,
 }
 
@@ -202,6 +209,17 @@ impl SessionState {
 
     /// Forget a broken session so the next job starts afresh.
     fn note_failure(&mut self, err: &TokenError) {
+        if let TokenError::Pkcs11 { rv, .. } = err {
+            if rv == "UserNotLoggedIn" {
+                // Logged out behind our back (a token administration in this process logs out
+                // to check its PIN): log in again at the next operation.
+                lock(&self.login.inner).logged_in_at = None;
+            }
+            if rv == "UserNotLoggedIn" || rv == "ObjectHandleInvalid" || rv == "KeyHandleInvalid" {
+                // Private objects' handles may die with a logout: look the keys up again.
+                self.keys.clear();
+            }
+        }
         if err.is_connection_lost() {
             if let Some((s, _)) = self.session.take() {
                 // Closing may fail on a dead connection; the handle is void either way.
@@ -239,6 +257,7 @@ impl SessionState {
         let login = Arc::clone(&self.login);
         let mut state = lock(&login.inner);
         if state.logged_in_at == Some(generation) {
+            self.keys_of_login(state.logins);
             return Ok(());
         }
         let desc = self.description()?;
@@ -261,14 +280,23 @@ impl SessionState {
         }
         let secret = pin.pin_for(&desc)?;
         let session = self.session()?;
-        match session.login(UserType::User, secret.as_ref()) {
-            Ok(())
-            | Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {
+        let mut result = session.login(UserType::User, secret.as_ref());
+        if let Err(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::UserAlreadyLoggedIn,
+            _,
+        )) = result
+        {
+            // Someone else in this process (a token administration) is logged in: C_Login
+            // did not look at this PIN. Log out and log in again, so the token checks it.
+            let _ = session.logout();
+            result = session.login(UserType::User, secret.as_ref());
+        }
+        match result {
+            Ok(()) => {
                 state.logged_in_at = Some(generation);
                 state.refused_source = None;
+                state.logins += 1;
+                self.keys_of_login(state.logins);
                 Ok(())
             }
             Err(e) => {
@@ -283,6 +311,14 @@ impl SessionState {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Forget key handles found in an earlier login than `logins`.
+    fn keys_of_login(&mut self, logins: u64) {
+        if self.keys_login != logins {
+            self.keys.clear();
+            self.keys_login = logins;
         }
     }
 
@@ -855,6 +891,7 @@ fn start_token(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
     };
     let login = Arc::new(LoginShared::default());
+    let login_for_state = Arc::clone(&login);
     let module_for_state = Arc::clone(module);
     let (label, serial) = (desc.label.clone(), desc.serial.clone());
     let pool = WorkerPool::spawn(&format!("segel-token-{}", slot.id()), threads, move || {
@@ -865,7 +902,8 @@ fn start_token(
             serial: serial.clone(),
             session: None,
             keys: HashMap::new(),
-            login: Arc::clone(&login),
+            keys_login: 0,
+            login: Arc::clone(&login_for_state),
         }
     })?;
     Ok(TokenHandle {
@@ -873,6 +911,7 @@ fn start_token(
         mechanisms,
         pool,
         workers: threads.max(1),
+        login,
     })
 }
 

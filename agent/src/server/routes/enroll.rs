@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::enroll::{Applicant, EnrollConfig, Profile, build_request, summary};
+use crate::enroll::{Applicant, Profile, enrol};
 use crate::protocol::ErrorCode;
 use crate::server::app::App;
 use crate::server::body::{RespBody, json_response, read_json, unb64};
@@ -152,10 +152,7 @@ pub async fn enroll(
         Purpose::Sign => KeyPurpose::Sign,
         Purpose::Encrypt => KeyPurpose::Encrypt,
     };
-    let mut config = EnrollConfig::default();
-    if let Some(p) = body.profile {
-        config.profile = p;
-    }
+    let config = app.admin.enrollment.with_profile(body.profile);
     let label = body.label.unwrap_or_else(|| applicant.name.clone());
     if label.trim().is_empty() || label.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -168,40 +165,14 @@ pub async fn enroll(
     let describe = caller.describe();
     let response = blocking(move || {
         let mut admin = service.admin(&token)?;
-        if !admin.can_generate(spec)? {
-            return Err(ApiError::new(
-                ErrorCode::MechanismUnsupported,
-                format!(
-                    "token {token:?} cannot generate {} keys; use another key type or token",
-                    body.key
-                ),
-            ));
-        }
-        admin.login(&pin)?;
-        let key = admin.generate_key_pair(spec, purpose, &label)?;
-        let request = build_request(
-            &applicant,
-            &config,
-            spec,
-            purpose,
-            &key.spki_der,
-            |digest| admin.sign_with(&key, digest),
-        )
-        .map_err(|e| {
-            ApiError::internal(format!(
-                "{e} (a key pair with id {} was made on the token)",
-                hex::encode(&key.id)
-            ))
-        })?;
-        let pem =
-            der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &request)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+        let made = enrol(&mut admin, &pin, &applicant, &config, spec, purpose, &label)
+            .map_err(|e| ApiError::new(e.code, e.message))?;
         Ok(EnrollResponse {
-            summary: summary(&applicant, spec, &token, &key.spki_der),
-            public_key_sha256: crate::certinfo::sha256_hex(&key.spki_der),
-            key_id: hex::encode(&key.id),
+            summary: made.summary,
+            public_key_sha256: crate::certinfo::sha256_hex(&made.spki_der),
+            key_id: hex::encode(&made.key_id),
             key_label: label,
-            request: pem,
+            request: made.request_pem,
             token,
             applicant,
         })

@@ -76,26 +76,13 @@ impl From<&TokenDescription> for PinStatus {
     }
 }
 
-/// The new PIN's form: no control characters, at least the default `[pin] min_length`
-/// (the daemon does not read the config file's PIN policy yet).
-fn new_pin_ok(new: &ApiPin) -> Result<(), ApiError> {
+/// The new PIN's form, by the config file's `[pin]` policy (as `segel pin change` checks it).
+fn new_pin_ok(app: &App, new: &ApiPin) -> Result<(), ApiError> {
     use secrecy::ExposeSecret;
-    let s = new.secret().expose_secret();
-    let min = crate::config::PinPolicy::default().min_length;
-    let len = s.chars().count();
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            ErrorCode::PinInvalid,
-            "the new PIN must not contain control characters",
-        ));
-    }
-    if len < min {
-        return Err(ApiError::new(
-            ErrorCode::PinInvalid,
-            format!("the new PIN has {len} characters; at least {min} are required"),
-        ));
-    }
-    Ok(())
+    app.admin
+        .pin
+        .check_new_pin(new.secret().expose_secret())
+        .map_err(|message| ApiError::new(ErrorCode::PinInvalid, message))
 }
 
 pub async fn status(
@@ -120,7 +107,7 @@ pub async fn change(
 ) -> Result<Response<RespBody>, ApiError> {
     let body: ChangeBody = read_json(req, &app.limits).await?;
     require_token(app, &body.token).await?;
-    new_pin_ok(&body.new_pin)?;
+    new_pin_ok(app, &body.new_pin)?;
     let service = app.service.clone();
     let status = blocking(move || {
         let mut admin = service.admin(&body.token)?;
@@ -139,7 +126,7 @@ pub async fn unblock(
 ) -> Result<Response<RespBody>, ApiError> {
     let body: UnblockBody = read_json(req, &app.limits).await?;
     require_token(app, &body.token).await?;
-    new_pin_ok(&body.new_pin)?;
+    new_pin_ok(app, &body.new_pin)?;
     let service = app.service.clone();
     let status = blocking(move || {
         let mut admin = service.admin(&body.token)?;

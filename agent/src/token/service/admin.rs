@@ -3,6 +3,13 @@
 //! These are rare, interactive operations on one token, so they run on the caller's thread
 //! with a read-write session of their own (the signing workers keep their read-only sessions).
 //! A [`TokenAdmin`] logs in at most once; it blocks, so async callers use `spawn_blocking`.
+//!
+//! PKCS#11 logins belong to the application and token, not to a session (v2.40 §2.6.7): while
+//! the signing workers are logged in, C_Login answers CKR_USER_ALREADY_LOGGED_IN without
+//! looking at the PIN. So [`TokenAdmin::login`] logs out first and the token checks every PIN
+//! an administration is given; the workers' login is forgotten and they log in again (with
+//! their request's PIN) at their next operation. A `TokenAdmin` logs out again when dropped,
+//! so an administration never leaves the token logged in.
 
 use std::sync::Arc;
 
@@ -12,7 +19,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ModuleHandle, TokenService, pin_incorrect};
+use super::{LoginInner, LoginShared, ModuleHandle, TokenRef, TokenService, lock, pin_incorrect};
 use crate::certinfo::{CertInfo, PublicKey, strip_leading_zeros};
 use crate::pin::PinSource;
 use crate::token::error::TokenError;
@@ -57,6 +64,17 @@ impl KeySpec {
     }
 }
 
+impl std::fmt::Display for KeySpec {
+    /// The name [`KeySpec::parse`] takes (`rsa2048`, `p256`, …).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySpec::Rsa(bits) => write!(f, "rsa{bits}"),
+            KeySpec::P256 => f.write_str("p256"),
+            KeySpec::P384 => f.write_str("p384"),
+        }
+    }
+}
+
 /// What the new key is for (sets CKA_SIGN / CKA_DECRYPT / CKA_DERIVE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyPurpose {
@@ -96,6 +114,18 @@ pub struct TokenAdmin {
     session: Session,
     logged_in: bool,
     read_only: bool,
+    /// The signing workers' login state for this token, if it has workers.
+    workers_login: Option<Arc<LoginShared>>,
+}
+
+impl Drop for TokenAdmin {
+    fn drop(&mut self) {
+        if self.logged_in {
+            let shared = self.workers_login.clone();
+            let mut state = shared.as_deref().map(|s| lock(&s.inner));
+            let _ = self.log_out(state.as_deref_mut());
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenAdmin {
@@ -111,12 +141,16 @@ impl TokenService {
     /// count too, so an empty slot can be enrolled.
     pub fn admin(&self, label: &str) -> Result<TokenAdmin, TokenError> {
         let mut found = Vec::new();
-        for module in &self.inner.modules() {
+        for (index, module) in self.inner.modules().iter().enumerate() {
             let ctx = &module.loaded.ctx;
             for slot in ctx.get_slots_with_token()? {
                 let desc = inventory::describe(ctx, slot, &module.loaded.spec.path)?;
                 if desc.label == label {
-                    found.push((Arc::clone(module), slot, desc));
+                    let token_ref = TokenRef {
+                        module: index,
+                        slot: slot.id(),
+                    };
+                    found.push((Arc::clone(module), slot, desc, token_ref));
                 }
             }
         }
@@ -126,9 +160,12 @@ impl TokenService {
                 found.len()
             )));
         }
-        let (module, slot, description) = found
+        let (module, slot, description, token_ref) = found
             .pop()
             .ok_or_else(|| TokenError::TokenNotFound(Some(label.to_owned())))?;
+        let workers_login = lock(&self.inner.tokens)
+            .get(&token_ref)
+            .map(|h| Arc::clone(&h.login));
         // A write-protected token still answers status questions on a read-only session.
         let (session, read_only) = match module.loaded.ctx.open_rw_session(slot) {
             Ok(s) => (s, false),
@@ -145,6 +182,7 @@ impl TokenService {
             session,
             logged_in: false,
             read_only,
+            workers_login,
         })
     }
 }
@@ -169,8 +207,9 @@ impl TokenAdmin {
         Ok(&self.description)
     }
 
-    /// Log in as the user once; a refused PIN is reported with the token's retry state and
-    /// never tried again.
+    /// Log in as the user once, always with the PIN checked by the token (see the module
+    /// notes: a login of the signing workers is ended first); a refused PIN is reported with
+    /// the token's retry state and never tried again.
     pub fn login(&mut self, pin: &dyn PinSource) -> Result<(), TokenError> {
         if self.logged_in || !self.description.flags.login_required {
             return Ok(());
@@ -182,16 +221,34 @@ impl TokenAdmin {
             return Err(TokenError::PinFinalTry);
         }
         let given = pin.pin_for(&self.description)?;
+        // The workers' login state stays locked until this login is done, so none of them
+        // logs in between the logout and the check of this PIN.
+        let shared = self.workers_login.clone();
+        let mut state = shared.as_deref().map(|s| lock(&s.inner));
+        self.log_out(state.as_deref_mut())?;
+        // CKR_USER_ALREADY_LOGGED_IN now would mean the PIN went unchecked: an error.
         match self.session.login(UserType::User, given.as_ref()) {
-            Ok(())
-            | Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {
+            Ok(()) => {
                 self.logged_in = true;
                 Ok(())
             }
             Err(e) => Err(self.explain_pin_error(TokenError::from(e))),
+        }
+    }
+
+    /// C_Logout: ends this application's login on the token, the signing workers' too, so
+    /// they are told to log in again at their next operation (`state`, locked by the caller).
+    fn log_out(&mut self, state: Option<&mut LoginInner>) -> Result<(), TokenError> {
+        if let Some(state) = state {
+            state.logged_in_at = None;
+        }
+        self.logged_in = false;
+        match self.session.logout() {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserNotLoggedIn, _)) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -538,10 +595,12 @@ impl TokenAdmin {
         new: &SecretString,
     ) -> Result<(), TokenError> {
         self.writable()?;
-        if self.logged_in {
-            let _ = self.session.logout();
-            self.logged_in = false;
-        }
+        // No user may be logged in for the SO login (CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+        // nor for OpenSC's unblock in a session that is not logged in: end the workers' login
+        // too, and keep them from logging in until the unblock is done.
+        let shared = self.workers_login.clone();
+        let mut state = shared.as_deref().map(|s| lock(&s.inner));
+        self.log_out(state.as_deref_mut())?;
         if self.is_opensc_piv() {
             if !crate::token::opensc::unblocks_with_set_pin() {
                 return Err(TokenError::MechanismUnsupported(format!(
