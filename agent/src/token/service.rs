@@ -120,6 +120,10 @@ struct LoginInner {
     /// Logins so far: handles of private objects found in an earlier login may be void
     /// (SoftHSM drops them at C_Logout), so each worker looks its keys up again after one.
     logins: u64,
+    /// Token administrations ([`TokenAdmin`](admin::TokenAdmin)) logged in now: while one is,
+    /// the token is logged in but not by the workers, and a worker's C_Login would not check
+    /// its PIN.
+    admins: usize,
 }
 
 /// Per-token state shared by its workers and the service.
@@ -280,19 +284,32 @@ impl SessionState {
         }
         let secret = pin.pin_for(&desc)?;
         let session = self.session()?;
-        let mut result = session.login(UserType::User, secret.as_ref());
-        if let Err(cryptoki::error::Error::Pkcs11(
-            cryptoki::error::RvError::UserAlreadyLoggedIn,
-            _,
-        )) = result
+        let result = session.login(UserType::User, secret.as_ref());
+        if state.admins > 0
+            && matches!(
+                result,
+                Err(cryptoki::error::Error::Pkcs11(
+                    cryptoki::error::RvError::UserAlreadyLoggedIn,
+                    _
+                ))
+            )
         {
-            // Someone else in this process (a token administration) is logged in: C_Login
-            // did not look at this PIN. Log out and log in again, so the token checks it.
-            let _ = session.logout();
-            result = session.login(UserType::User, secret.as_ref());
+            // A token administration is logged in: C_Login did not look at this PIN, and
+            // logging out would break the administration. The request waits for neither.
+            return Err(TokenError::Pkcs11 {
+                function: "C_Login".to_owned(),
+                rv: "the token is busy with an enrolment, import or PIN change; try again when it is done"
+                    .to_owned(),
+            });
         }
         match result {
-            Ok(()) => {
+            // Already logged in with no administration running: by this token's workers
+            // (another session of theirs), which is this login.
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {
                 state.logged_in_at = Some(generation);
                 state.refused_source = None;
                 state.logins += 1;

@@ -230,6 +230,9 @@ impl TokenAdmin {
         match self.session.login(UserType::User, given.as_ref()) {
             Ok(()) => {
                 self.logged_in = true;
+                if let Some(state) = state.as_deref_mut() {
+                    state.admins += 1;
+                }
                 Ok(())
             }
             Err(e) => Err(self.explain_pin_error(TokenError::from(e))),
@@ -241,6 +244,9 @@ impl TokenAdmin {
     fn log_out(&mut self, state: Option<&mut LoginInner>) -> Result<(), TokenError> {
         if let Some(state) = state {
             state.logged_in_at = None;
+            if self.logged_in {
+                state.admins = state.admins.saturating_sub(1);
+            }
         }
         self.logged_in = false;
         match self.session.logout() {
