@@ -25,10 +25,18 @@ export function applyI18n(): void {
   document.documentElement.lang = chrome.i18n.getUILanguage();
 }
 
+/** Codes whose message says what to fix (which field, which mechanism, what the token said):
+ * it follows the localised text. */
+const WITH_DETAIL: ReadonlySet<string> = new Set(['BAD_REQUEST', 'TOKEN_ERROR', 'UNSUPPORTED', 'INTERNAL', 'PIN_INVALID', 'CERTIFICATE_NOT_FOUND', 'CERTIFICATE_INVALID']);
+
 /** An error as the user reads it: the localised text of its code (else the daemon's message),
- * with what the token said about the PIN tries left. */
+ * with the detail for codes in WITH_DETAIL and what the token said about the PIN tries left. */
 export function errorText(e: WireError): string {
-  const base = t(`error_${e.code}`) !== `error_${e.code}` ? t(`error_${e.code}`) : e.message;
+  const localised = t(`error_${e.code}`);
+  let base = localised !== `error_${e.code}` ? localised : e.message;
+  if (WITH_DETAIL.has(e.code) && e.message !== '' && base !== e.message) {
+    base = `${base} (${e.message})`;
+  }
   if (e.code === 'PIN_INCORRECT') {
     if (e.retriesLeft === 1) {
       return `${base} ${t('retriesFinal')}`;

@@ -301,3 +301,12 @@ test("locales: every message Segel's pages use exists, in Indonesian and English
   }
   assert.deepEqual(Object.keys(id).sort(), Object.keys(en).sort(), 'id and en have the same messages');
 });
+
+test('locales: every error code a page or Segel\'s pages can show has its text in Indonesian and English', () => {
+  for (const l of ['en', 'id']) {
+    const m = JSON.parse(readFileSync(new URL(`../chromium/_locales/${l}/messages.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+    for (const code of PAGE_ERROR_CODES) {
+      assert.ok(`error_${code}` in m, `${l}: error_${code} missing`);
+    }
+  }
+});
