@@ -9,9 +9,6 @@ import type { Transport } from '../background/transport';
 export const KEY_TYPES = ['rsa2048', 'rsa3072', 'rsa4096', 'p256', 'p384'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
-/** The shortest new PIN the daemon accepts by default (`[pin] min_length`). */
-export const MIN_PIN_LENGTH = 6;
-
 export interface ApplicantForm {
   name: string;
   email: string;
@@ -85,10 +82,11 @@ export function applicantProblems(a: ApplicantForm): Problem[] {
   return out;
 }
 
-/** A new PIN and its repetition. */
-export function newPinProblems(pin: string, repeat: string, min = MIN_PIN_LENGTH): Problem[] {
-  if ([...pin].length < min) {
-    return [{ field: 'new-pin', key: 'problem_pinShort' }];
+/** A new PIN and its repetition. How long it must be is the daemon's `[pin] min_length`
+ * (configurable), so the daemon says that (`PIN_INVALID` with the rule). */
+export function newPinProblems(pin: string, repeat: string): Problem[] {
+  if (pin === '') {
+    return [{ field: 'new-pin', key: 'problem_pinEmpty' }];
   }
   if (pin !== repeat) {
     return [{ field: 'repeat-pin', key: 'problem_pinRepeat' }];

@@ -134,6 +134,15 @@ test('PIN page: status, a mismatched repeat sent nowhere, change, a wrong PIN re
   await page.waitForSelector('#repeat-pin[aria-invalid=true] + .field-problem');
   assert.ok(loginWorks('1234'), 'a refused form changes nothing');
 
+  // Too short for the daemon's [pin] rule (default 6): the page shows the daemon's rule.
+  await page.fill('#old-pin', '1234');
+  await page.fill('#new-pin', '123');
+  await page.fill('#repeat-pin', '123');
+  await page.click('#change');
+  await page.waitForSelector('#change-error:not([hidden])', { timeout: 30000 });
+  assert.match(await page.textContent('#change-error'), /at least 6/);
+  assert.ok(loginWorks('1234'), 'a refused change changes nothing');
+
   await page.fill('#old-pin', '1234');
   await page.fill('#new-pin', '654321');
   await page.fill('#repeat-pin', '654321');
