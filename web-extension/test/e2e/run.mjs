@@ -101,7 +101,15 @@ test('wrong PIN → PIN_INCORRECT with the tries shown in the window, and no sec
   await new Promise((res) => setTimeout(res, 700));
   // pkcs11-spy: one C_Login, refused, and nothing after it.
   assert.deepEqual(signingSince(mark), [{ fn: 'C_Login', rv: 'CKR_PIN_INCORRECT' }]);
-  await w.click('#close');
+  // "Close" closes the window; the window may be gone before Playwright's click returns.
+  const closed = w.waitForEvent('close', { timeout: 10000 });
+  await w.click('#close').catch((e) => {
+    if (!/closed/.test(String(e))) {
+      throw e;
+    }
+  });
+  await closed;
+  assert.ok(w.isClosed());
   await page.close();
 });
 
