@@ -103,7 +103,7 @@ test('enrolment page: bad input is marked and sent nowhere; a key made on the to
   const cert = join(stack.dir, 'issued.pem');
   const ext = join(stack.dir, 'leaf.ext');
   writeFileSync(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n');
-  run('openssl', ['x509', '-req', '-in', csr, '-CA', join(FIXTURES, 'issuing-ca.crt.pem'), '-CAkey', join(FIXTURES, 'issuing-ca.key.pem'), '-CAcreateserial', '-days', '365', '-extfile', ext, '-out', cert], stack.env);
+  run('openssl', ['x509', '-req', '-in', csr, '-CA', join(FIXTURES, 'issuing-ca.crt.pem'), '-CAkey', join(FIXTURES, 'issuing-ca.key.pem'), '-set_serial', `0x${Date.now().toString(16)}`, '-days', '365', '-extfile', ext, '-out', cert], stack.env);
   writeFileSync(cert, readFileSync(cert, 'utf8') + readFileSync(join(FIXTURES, 'issuing-ca.crt.pem'), 'utf8'));
   await page.setInputFiles('#cert-file', cert);
   await page.fill('#import-pin', '1234');
