@@ -93,6 +93,15 @@ fn deb_builds_inspects_installs_into_a_temporary_root_and_purges_clean() -> Resu
         info.contains("Package: segel") && info.contains("Depends:"),
         "{info}"
     );
+    // The libraries segel links (libcrypto for AES-GCM and signing, libpcsclite for card
+    // events) must be package dependencies, or a fresh install fails to start.
+    let depends = run(Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(&deb)
+        .arg("Depends"))?;
+    for lib in ["libssl3", "libpcsclite1", "libc6"] {
+        ensure!(depends.contains(lib), "{lib} not in Depends: {depends}");
+    }
     for script in ["postinst", "prerm", "postrm"] {
         ensure!(info.contains(script), "{script} missing:\n{info}");
     }
