@@ -111,6 +111,23 @@ impl App {
 
     /// Log out of every token after the idle time without operations (runs for the life of
     /// the daemon).
+    /// Delete held files (uploads, sealed and opened bids) unused for
+    /// [`HELD_FILE_IDLE`](super::store::HELD_FILE_IDLE), every few minutes.
+    pub async fn held_file_sweep_loop(self: Arc<Self>) {
+        let idle = super::store::HELD_FILE_IDLE;
+        loop {
+            tokio::time::sleep(idle / 12).await;
+            let gone = self.store.sweep(idle);
+            if gone > 0 {
+                tracing::info!(
+                    files = gone,
+                    "deleted held files unused for {} min",
+                    idle.as_secs() / 60
+                );
+            }
+        }
+    }
+
     pub async fn idle_logout_loop(self: Arc<Self>) {
         let idle = Duration::from_secs(self.gate.policy().login_idle_seconds);
         if idle.is_zero() {

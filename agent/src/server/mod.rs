@@ -230,6 +230,7 @@ impl Daemon {
             ..
         } = self;
         let idle = tokio::spawn(Arc::clone(&app).idle_logout_loop());
+        let sweep = tokio::spawn(Arc::clone(&app).held_file_sweep_loop());
         let permits = Arc::new(Semaphore::new(opts.max_connections));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
@@ -300,6 +301,7 @@ impl Daemon {
             tracing::warn!("connections still open after 5 s; closing them");
         }
         idle.abort();
+        sweep.abort();
         let service = app.service.clone();
         let _ = tokio::task::spawn_blocking(move || service.logout_all()).await;
         endpoint::remove(&opts.files);
