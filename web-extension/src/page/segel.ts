@@ -12,7 +12,8 @@
 
 import { PAGE_ERROR_CODES, isPageCode } from '../shared/errors';
 import type { PageErrorCode, WireError } from '../shared/errors';
-import type { ActionName } from '../shared/messages';
+import type { ActionName, OpenedBid, SealedBid } from '../shared/messages';
+export type { OpenedBid, SealedBid } from '../shared/messages';
 import { PAGE_CHANNEL } from '../shared/messages';
 
 export type { PageErrorCode };
@@ -213,15 +214,6 @@ export interface SealOptions {
   fileRules?: boolean;
 }
 
-export interface SealedBid {
-  file: string;
-  bytes: number;
-  sha256: string;
-  sealed: string;
-  sealedBytes: number;
-  recipients: string[];
-}
-
 /** Seal bids: the vendor picks the files in Segel's window; the sealed `.p7m` files are saved
  * to the Downloads folder. The page gets names, sizes and SHA-256s, never the files. */
 export function seal(opts: SealOptions): Promise<SealedBid[]> {
@@ -230,22 +222,6 @@ export function seal(opts: SealOptions): Promise<SealedBid[]> {
     params.fileRules = opts.fileRules;
   }
   return request('seal', params);
-}
-
-export interface OpenedBid {
-  file: string;
-  sealedSha256: string;
-  status: string;
-  vendor: string | null;
-  signatureValid: boolean;
-  chain: unknown;
-  signingTime: string | null;
-  sha256: string | null;
-  size: number | null;
-  saved: string | null;
-  error: string | null;
-  errorCode: string | null;
-  agentCode: string | null;
 }
 
 /** Open sealed bids: the committee member picks the `.p7m` files in Segel's window and enters

@@ -111,3 +111,43 @@ export interface ConsentView {
   /** The last attempt's error, shown in the window (e.g. wrong PIN). */
   error?: WireError;
 }
+
+// What Segel.seal and Segel.open give the page (the background builds them, segel.js returns them).
+
+export interface SealedBid {
+  /** The bid as picked. */
+  file: string;
+  bytes: number;
+  /** SHA-256 of the bid (hex). */
+  sha256: string;
+  /** The sealed file saved to the Downloads folder (`NAME.p7m`). */
+  sealed: string;
+  sealedBytes: number;
+  /** The committee members it is encrypted to (subjects). */
+  recipients: string[];
+}
+
+export interface OpenedBid {
+  /** The sealed file as picked. */
+  file: string;
+  /** SHA-256 of the sealed file as picked (hex). */
+  sealedSha256: string;
+  /** opened, opened_with_warnings, failed. */
+  status: string;
+  /** The signer certificate's subject. */
+  vendor: string | null;
+  signatureValid: boolean;
+  /** Signer certificate path and checks, as the daemon reports them. */
+  chain: unknown;
+  signingTime: string | null;
+  /** SHA-256 of the opened bid (hex). */
+  sha256: string | null;
+  size: number | null;
+  /** The opened bid's name in the Downloads folder (when opened). */
+  saved: string | null;
+  error: string | null;
+  /** The page's stable code when this bid failed. */
+  errorCode: string | null;
+  /** The daemon's own code (e.g. TAMPERED, NOT_A_RECIPIENT). */
+  agentCode: string | null;
+}

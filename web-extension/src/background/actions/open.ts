@@ -11,38 +11,13 @@
 //    gets the opening report. A wrong PIN fails the whole job before any bid, never retried.
 
 import { DAEMON_TO_PAGE, DaemonError, SegelError, isDaemonCode } from '../../shared/errors';
-import type { PickedFile } from '../../shared/messages';
+import type { OpenedBid, PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
 import { dropPicked, pickedFiles, pinFields, siteNeedsConsent } from './bids';
 import { certificateView, pinIncorrect } from './token-view';
 import { grantConsent } from './consent';
 import { certificateFingerprint } from './sign';
-
-export interface OpenedBid {
-  /** The sealed file as picked. */
-  file: string;
-  /** SHA-256 of the sealed file as picked (hex). */
-  sealedSha256: string;
-  /** opened, opened_with_warnings, failed. */
-  status: string;
-  /** The signer certificate's subject. */
-  vendor: string | null;
-  signatureValid: boolean;
-  /** Signer certificate path and checks, as the daemon reports them. */
-  chain: unknown;
-  signingTime: string | null;
-  /** SHA-256 of the opened bid (hex). */
-  sha256: string | null;
-  size: number | null;
-  /** The opened bid's name in the Downloads folder (when opened). */
-  saved: string | null;
-  error: string | null;
-  /** The page's stable code when this bid failed. */
-  errorCode: string | null;
-  /** The daemon's own code (e.g. TAMPERED, NOT_A_RECIPIENT). */
-  agentCode: string | null;
-}
 
 export interface OpeningResult {
   openedBy: unknown;

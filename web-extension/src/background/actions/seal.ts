@@ -11,7 +11,7 @@
 //    browser's download manager. The page gets names, sizes and hashes only.
 
 import { DaemonError, SegelError } from '../../shared/errors';
-import type { PickedFile } from '../../shared/messages';
+import type { SealedBid, PickedFile } from '../../shared/messages';
 import type { ActionContext } from '../context';
 import { paramsObject } from '../context';
 import { dropPicked, pickedFiles, pinFields, siteNeedsConsent } from './bids';
@@ -24,19 +24,6 @@ export interface SealParams {
   /** The committee's encryption certificates, DER base64. */
   recipients: string[];
   fileRules: boolean;
-}
-
-export interface SealedBid {
-  /** The bid as picked. */
-  file: string;
-  bytes: number;
-  /** SHA-256 of the bid (hex). */
-  sha256: string;
-  /** The sealed file saved to the Downloads folder (`NAME.p7m`). */
-  sealed: string;
-  sealedBytes: number;
-  /** The committee members it is encrypted to (subjects). */
-  recipients: string[];
 }
 
 export const MAX_RECIPIENTS = 64;
