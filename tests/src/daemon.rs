@@ -288,6 +288,44 @@ impl Response {
     }
 }
 
+/// `resp` is the refusal `status` / `code` of `case`, and, like every answer of the daemon,
+/// carries no CORS header.
+pub fn expect(resp: &Response, status: u16, code: &str, case: &str) -> Result<()> {
+    anyhow::ensure!(
+        resp.status.as_u16() == status && resp.code() == code,
+        "{case}: expected {status} {code}, got {} {}",
+        resp.status,
+        String::from_utf8_lossy(&resp.body)
+    );
+    for h in resp.headers.keys() {
+        anyhow::ensure!(
+            !h.as_str().starts_with("access-control-"),
+            "{case}: CORS header {h} sent"
+        );
+    }
+    Ok(())
+}
+
+/// `resp` is a 200 answer to `case`; its JSON.
+pub fn ok(resp: &Response, case: &str) -> Result<Value> {
+    anyhow::ensure!(
+        resp.status == StatusCode::OK,
+        "{case}: {} {}",
+        resp.status,
+        String::from_utf8_lossy(&resp.body)
+    );
+    resp.json()
+}
+
+/// The multi-threaded runtime the daemon tests drive their HTTPS clients on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
+}
+
 /// HTTPS client for the daemon.
 #[derive(Clone)]
 pub struct Client {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
-use segel_tests::daemon::{Client, DaemonProcess, Response};
+use segel_tests::daemon::{Client, DaemonProcess, expect, runtime};
 use segel_tests::fixtures::fixture;
 use segel_tests::segel::segel_cmd;
 use segel_tests::softhsm::SoftHsm;
@@ -22,14 +22,6 @@ use serde_json::{Value, json};
 const PIN: &str = "123456";
 const SO_PIN: &str = "87654321";
 const SITE: &str = "https://spse.lkpp.go.id";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
-}
 
 /// A token "vendor" with a P-256 and an RSA signing key and an RSA decryption key.
 fn token() -> Result<SoftHsm> {
@@ -60,22 +52,6 @@ fn b64d(v: &Value) -> Result<Vec<u8>> {
         .decode(v.as_str().context("base64 string expected")?)?)
 }
 
-fn expect(resp: &Response, status: u16, code: &str, case: &str) -> Result<()> {
-    ensure!(
-        resp.status.as_u16() == status && resp.code() == code,
-        "{case}: expected {status} {code}, got {} {}",
-        resp.status,
-        String::from_utf8_lossy(&resp.body)
-    );
-    for h in resp.headers.keys() {
-        ensure!(
-            !h.as_str().starts_with("access-control-"),
-            "{case}: CORS header {h} sent"
-        );
-    }
-    Ok(())
-}
-
 /// Number of PKCS#11 calls the daemon made so far (pkcs11-spy log).
 fn token_calls(spy: &Spy) -> Result<usize> {
     Ok(spy.calls()?.len())
@@ -90,7 +66,7 @@ fn hostile_requests_are_refused_before_the_token_is_touched() -> Result<()> {
     let d = DaemonProcess::start(&envs, &spy.module_path(), &["--max-body", "4096"])?;
     let c = d.client()?;
     let body = sign_body(1)?;
-    rt().block_on(async {
+    runtime().block_on(async {
         let before = token_calls(&spy)?;
         let port = c.addr.port();
         let sign = |b: hyper::http::request::Builder| -> Result<hyper::Request<Full<Bytes>>> {
@@ -294,7 +270,7 @@ fn consent_grant_lets_a_site_sign_and_revoke_refuses_it_without_touching_the_tok
         "consent grant: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    rt().block_on(async {
+    runtime().block_on(async {
         let r = c.send(site_sign()?).await?;
         ensure!(
             r.status == StatusCode::OK,
@@ -385,7 +361,7 @@ fn slow_headers_and_stalled_handshakes_are_closed_after_their_timeouts() -> Resu
     );
     // Slowloris: TLS done, a request head trickled and never finished.
     let c = d.client()?;
-    rt().block_on(async {
+    runtime().block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tls = c.tls().await?;
         let t0 = Instant::now();
@@ -454,7 +430,7 @@ fn connection_flood_is_capped_and_a_good_client_is_served_afterwards() -> Result
     ensure!(still_open.is_none(), "flood connection closed early");
     // After the handshake timeout frees the slots, a good client is served.
     let c = d.client()?;
-    rt().block_on(async {
+    runtime().block_on(async {
         let t0 = Instant::now();
         loop {
             match c.send(c.get("/v1/status").body(Full::default())?).await {
@@ -526,7 +502,7 @@ fn tls_client_rejects_a_certificate_for_another_name_under_the_name_constrained_
                 .map_err(|e| anyhow::anyhow!(e))?,
         ))
     };
-    rt().block_on(async {
+    runtime().block_on(async {
         // Control: a loopback-only certificate from the same CA is accepted.
         let (chain, key) = leaf(&["127.0.0.1", "localhost"])?;
         let port = tls_server(chain, key).await?;
@@ -623,7 +599,7 @@ fn status_tokens_certificates_consent_events_and_openapi_answer() -> Result<()> 
     let hsm = token()?;
     let d = DaemonProcess::start(&hsm.envs(), &hsm.module_path(), &[])?;
     let c = d.client()?;
-    rt().block_on(async {
+    runtime().block_on(async {
         let get = |path: &str| c.get(path).body(Full::default());
         let status = c.send(get("/v1/status")?).await?.json()?;
         ensure!(
@@ -712,7 +688,7 @@ fn sign_returns_signatures_and_cms_that_openssl_verifies() -> Result<()> {
     let c = d.client()?;
     let dir = tempfile::tempdir()?;
     let document = b"Dokumen penawaran: harga Rp 1.000.000\n".to_vec();
-    rt().block_on(async {
+    runtime().block_on(async {
         use base64::Engine;
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let digest = {
@@ -772,7 +748,7 @@ fn sign_returns_signatures_and_cms_that_openssl_verifies() -> Result<()> {
     )?;
     let d = DaemonProcess::start_in(home, &hsm.envs(), &hsm.module_path(), &[])?;
     let c = d.client()?;
-    rt().block_on(async {
+    runtime().block_on(async {
         let mut body = sign_body(3)?;
         body.as_object_mut().context("obj")?.remove("pin");
         let r = c.send(c.post_json("/v1/sign", &body)?).await?;
@@ -836,7 +812,7 @@ fn client_that_does_not_trust_the_daemon_ca_is_refused_by_tls() -> Result<()> {
     // Another install's CA.
     let (other_ca, _, _) = segel_agent::server::tls::issue(std::time::SystemTime::now())?;
     let c = Client::new(d.addr, other_ca.as_bytes(), &d.credential)?;
-    rt().block_on(async {
+    runtime().block_on(async {
         let err = c
             .tls()
             .await
@@ -1071,7 +1047,7 @@ fn bids_are_sealed_and_opened_through_the_api_with_streamed_files_and_a_job() ->
     let document: Vec<u8> = (0..300_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    rt().block_on(async {
+    runtime().block_on(async {
         use base64::Engine;
         let upload = |name: &str, bytes: Vec<u8>| -> Result<hyper::Request<Full<Bytes>>> {
             Ok(c.req(Method::POST, &format!("/v1/files?name={name}"))

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
-use segel_tests::daemon::{Client, DaemonProcess, Response};
+use segel_tests::daemon::{Client, DaemonProcess, Response, expect, ok, runtime};
 use segel_tests::fixtures::{chain_pem_path, fixture, issue_with_test_ca};
 use segel_tests::openssl::{openssl, verified_request_text};
 use segel_tests::softhsm::SoftHsm;
@@ -22,14 +22,6 @@ use serde_json::{Value, json};
 const PIN: &str = "123456";
 const SO_PIN: &str = "87654321";
 const SITE: &str = "https://spse.lkpp.go.id";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
-}
 
 /// An empty initialised token `kunci`.
 fn token() -> Result<SoftHsm> {
@@ -53,26 +45,6 @@ fn applicant() -> Value {
         "npwp": "222222222222222",
         "nik": "3273011203890003",
     })
-}
-
-fn expect(resp: &Response, status: u16, code: &str, case: &str) -> Result<()> {
-    ensure!(
-        resp.status.as_u16() == status && resp.code() == code,
-        "{case}: expected {status} {code}, got {} {}",
-        resp.status,
-        String::from_utf8_lossy(&resp.body)
-    );
-    Ok(())
-}
-
-fn ok(resp: &Response, case: &str) -> Result<Value> {
-    ensure!(
-        resp.status == StatusCode::OK,
-        "{case}: {} {}",
-        resp.status,
-        String::from_utf8_lossy(&resp.body)
-    );
-    resp.json()
 }
 
 async fn post(c: &Client, path: &str, body: &Value) -> Result<Response> {
@@ -105,7 +77,7 @@ fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let csr = dir.path().join("budi.csr");
     let document = b"Dokumen penawaran: harga Rp 1.000.000\n".to_vec();
-    let enrolled = rt().block_on(async {
+    let enrolled = runtime().block_on(async {
         // Every bad field at once, before the token is touched.
         let mut bad = applicant();
         bad["email"] = json!("budi at majujaya");
@@ -188,7 +160,7 @@ fn enrol_issue_import_and_sign_to_the_root_through_the_api() -> Result<()> {
     // The test CA issues.
     let ca = fixture("issuing-ca")?;
     let chain_pem = issue(&csr, dir.path())?;
-    rt().block_on(async {
+    runtime().block_on(async {
         use base64::Engine;
         // Garbage and a CA-only file are refused.
         let r = post(
@@ -283,7 +255,7 @@ fn pin_status_change_wrong_pin_block_and_unblock_through_the_api() -> Result<()>
     let c = d.client()?;
     let new_pin = "246810";
     let reset_pin = "135790";
-    rt().block_on(async {
+    runtime().block_on(async {
         let st = ok(
             &post(&c, "/v1/pin/status", &json!({"token": "kunci"})).await?,
             "status",
@@ -424,7 +396,7 @@ fn hostile_enrol_and_pin_calls_are_refused_with_the_token_untouched() -> Result<
             json!({"token": "kunci", "so_pin": SO_PIN, "new_pin": "999999"}),
         ),
     ];
-    rt().block_on(async {
+    runtime().block_on(async {
         let before = spy.calls()?.len();
         for (path, body) in &calls {
             let json_body = || Full::new(Bytes::from(body.to_string()));
@@ -571,7 +543,7 @@ fn certificates_near_expiry_are_announced_once_per_threshold() -> Result<()> {
     for (i, days) in ["5", "20", "200"].iter().enumerate() {
         let mut who = applicant();
         who["name"] = json!(format!("Budi {days}"));
-        let v = rt().block_on(async {
+        let v = runtime().block_on(async {
             ok(
                 &post(
                     &c,
@@ -602,7 +574,7 @@ fn certificates_near_expiry_are_announced_once_per_threshold() -> Result<()> {
             "-out",
             &s(&cert),
         ])?;
-        let v = rt().block_on(async {
+        let v = runtime().block_on(async {
             ok(
                 &post(&c, "/v1/certificates/import", &json!({"token": "kunci", "certificate": std::fs::read_to_string(&cert)?, "pin": PIN})).await?,
                 "import",
@@ -629,7 +601,7 @@ fn certificates_near_expiry_are_announced_once_per_threshold() -> Result<()> {
         "segel certs days_left: {listed}"
     );
 
-    rt().block_on(async {
+    runtime().block_on(async {
         let events = expiring_events(&c, 2).await?;
         let find = |fp: &str| {
             events
@@ -684,12 +656,13 @@ fn enrol_and_import_check_the_pin_while_the_daemon_is_logged_in() -> Result<()> 
     let dir = tempfile::tempdir()?;
     let enrol =
         |pin: &str| json!({"token": "kunci", "key": "p256", "applicant": applicant(), "pin": pin});
-    let v = rt().block_on(async { ok(&post(&c, "/v1/enroll", &enrol(PIN)).await?, "enroll") })?;
+    let v =
+        runtime().block_on(async { ok(&post(&c, "/v1/enroll", &enrol(PIN)).await?, "enroll") })?;
     let csr = dir.path().join("key.csr");
     std::fs::write(&csr, v["request"].as_str().context("request PEM")?)?;
     let chain_pem = issue(&csr, dir.path())?;
     let import = |pin: &str| json!({"token": "kunci", "certificate": chain_pem, "pin": pin});
-    rt().block_on(async {
+    runtime().block_on(async {
         let v = ok(
             &post(&c, "/v1/certificates/import", &import(PIN)).await?,
             "import",
@@ -774,7 +747,7 @@ fn pin_policy_and_enrolment_profile_come_from_the_config_file() -> Result<()> {
     let d = DaemonProcess::start_in(home, &hsm.envs(), &hsm.module_path(), &[])?;
     let c = d.client()?;
     let dir = tempfile::tempdir()?;
-    let (legacy, modern) = rt().block_on(async {
+    let (legacy, modern) = runtime().block_on(async {
         let r = post(
             &c,
             "/v1/pin/change",
