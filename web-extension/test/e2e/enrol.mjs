@@ -118,7 +118,9 @@ test('enrolment page: bad input is marked and sent nowhere; a key made on the to
   await page.fill('#import-pin', '1234');
   await page.click('#import');
   await page.waitForSelector('#import-error:not([hidden])', { timeout: 30000 });
-  assert.ok((await page.textContent('#import-error')).length > 10);
+  // The localised sentence and the daemon's reason after it.
+  assert.match(await page.textContent('#import-error'), /^No matching certificate with its key.*issued for another key/);
+  assert.equal(await page.isVisible('#imported'), false);
   await page.close();
 });
 
