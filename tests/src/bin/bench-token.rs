@@ -2,10 +2,10 @@
 //! token, in the same run (P-256 and RSA-2048; 1 and 2 threads). Prints throughput and the
 //! ratio layer/raw; the target is ≥ 0.95.
 //!
-//! Run: `cargo run --release -p segel-tests --bin bench-token [-- --seconds 1 --rounds 5
-//! --only p256 --client waves|each]`. The program makes its own SoftHSM token in a temporary
-//! folder and re-runs itself with that token's private config (SoftHSM reads SOFTHSM2_CONF
-//! at C_Initialize).
+//! Run: `cargo run --release -p segel-tests --bin bench-token [-- --rounds 15 --seconds 0.6
+//! --only p256 --threads 1 --client waves|each --wave 64]`. The program makes its own SoftHSM
+//! token in a temporary folder and re-runs itself with that token's private config (SoftHSM
+//! reads SOFTHSM2_CONF at C_Initialize).
 //!
 //! What is compared: raw cryptoki runs one signing loop per thread, each on its own session,
 //! calling `Session::sign` with a key handle it found once. The token layer gets the same
@@ -16,31 +16,33 @@
 //! 256th signature of each side is verified against the certificate after the timed window.
 //!
 //! Where the layer's cost is: per signature it makes the same PKCS#11 calls as raw cryptoki
-//! (tests/token_layer.rs counts them with pkcs11-spy) and adds about a microsecond of Rust —
-//! except that a caller asleep waiting for its reply must be woken (a futex syscall and an
-//! inter-processor interrupt, several µs of CPU on a VM), against a P-256 signature of
-//! ~45–50 µs. The default client (`--client waves`) therefore queues requests in waves and
-//! collects a wave once its last reply is in, one wake-up per wave — what a daemon at full
-//! load gets anyway, since its runtime threads are busy when replies land. `--client each`
-//! blocks on every reply in turn and shows the per-operation wake-up cost. With 2 threads on
-//! a 2-core machine raw cryptoki keeps both cores signing, so whatever the client thread
-//! uses is taken from the signing threads; no client design can avoid that, it can only
-//! make it small.
+//! (tests/token_layer.rs counts them with pkcs11-spy) and adds well under a microsecond of
+//! Rust — except that a caller asleep waiting for its reply must be woken: a futex syscall
+//! and an inter-processor interrupt, which on the project's VMs costs the waking worker about
+//! 20 µs (`--client each`, one wake-up per signature, gives P-256 ratios near 0.8), against a
+//! P-256 signature of ~55 µs. The default client (`--client waves`) therefore queues requests
+//! in waves of `--wave` (64) per session, two waves ahead, and collects a wave once its last
+//! reply is in: one wake-up per wave — what a daemon at full load gets anyway, since its
+//! runtime threads are busy when replies land. Waves of 16 leave the P-256 ratio near 0.95,
+//! waves of 64 near 0.97-0.98: the difference is the wake-ups, not the layer. With 2 threads
+//! on a 2-core machine raw cryptoki keeps both cores signing, so whatever the client thread
+//! uses is taken from the signing threads; no client design can avoid that, it can only make
+//! it small.
 //!
 //! The machine this runs on is shared and noisy, so one measurement means little: each row
 //! is `--rounds` pairs of back-to-back raw and layer measurements (alternating which goes
-//! first); the ratio printed is the median of the pairs' ratios, with their spread. "CPUs"
-//! is how many cores this process kept busy, "others" how many other processes did. Other
-//! engineers' builds run in their own scheduler autogroups, so under load this process gets
-//! a fixed slice (about half a core) whatever it does, and the throughput ratio then swings
-//! with their activity (pairs from 0.6 to 1.9 were seen). The "CPU ratio" — raw CPU time per
-//! signature divided by the layer's, all threads of the process counted, read exactly from
-//! /proc/self/task/*/schedstat — is what the throughput ratio is when CPU is the limit, and
-//! does not depend on how much CPU the scheduler granted.
-//!
-//! Measured on the project's 2-core VM with other builds keeping 1.6–1.8 CPUs busy (three
-//! runs, waves client): CPU ratio P-256 0.962–0.990, RSA-2048 0.981–1.017; the `each`
-//! client's P-256 CPU ratio is 0.89–0.92 (one wake-up, ~5–8 µs, per signature).
+//! first); the ratio printed is the median of the pairs' ratios, with their spread. Many short
+//! rounds rather than a few long ones, because SoftHSM2 itself is bimodal at 2 threads: a
+//! round's threads sign either at ~31,000/s (~61 µs CPU each) or at ~22,000/s (~80 µs), raw
+//! cryptoki and the layer alike, and which one holds for a whole round; a pair that mixes the
+//! two gives a ratio of 0.65 or 1.45, and only many pairs make the median the like-for-like
+//! one. "CPUs" is how many cores this process kept busy, "others" how many other processes
+//! did. Other engineers' builds run in their own scheduler autogroups, so under load this
+//! process gets a fixed slice (about half a core) whatever it does, and the throughput ratio
+//! then swings with their activity (pairs from 0.6 to 1.9 were seen). The "CPU ratio" — raw
+//! CPU time per signature divided by the layer's, all threads of the process counted, read
+//! exactly from /proc/self/task/*/schedstat — is what the throughput ratio is when CPU is the
+//! limit, and does not depend on how much CPU the scheduler granted.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -66,8 +68,8 @@ const PIN: &str = "123456";
 const CHILD: &str = "SEGEL_BENCH_CHILD";
 /// The message both sides sign (its SHA-256 digest).
 const MESSAGE: &[u8] = b"bench";
-/// Requests per session in one wave of the default client; two waves are queued.
-const WAVE_PER_SESSION: usize = 16;
+/// Requests per session in one wave of the default client (`--wave`); two waves are queued.
+const WAVE_PER_SESSION: usize = 64;
 /// Every this many operations one signature is kept for verification.
 const SAMPLE_EVERY: u64 = 256;
 
@@ -75,6 +77,8 @@ struct Options {
     seconds: f64,
     rounds: usize,
     only: Option<String>,
+    /// Thread counts to measure (`--threads 1` or `2`; both by default).
+    threads: Vec<usize>,
     client: Client,
 }
 
@@ -88,18 +92,38 @@ fn main() -> Result<()> {
             .map(|s| s.parse())
             .transpose()
             .context("--seconds takes a number")?
-            .unwrap_or(1.0),
+            .unwrap_or(0.6),
         rounds: arg("--rounds")
             .map(|s| s.parse())
             .transpose()
             .context("--rounds takes a number")?
-            .unwrap_or(5),
+            .unwrap_or(15),
         only: arg("--only"),
-        client: arg("--client")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(Client::Waves),
+        threads: match arg("--threads") {
+            Some(t) => vec![t.parse().context("--threads takes a number")?],
+            None => vec![1, 2],
+        },
+        client: match arg("--client").as_deref() {
+            None | Some("waves") => Client::Waves(
+                arg("--wave")
+                    .map(|s| s.parse())
+                    .transpose()
+                    .context("--wave takes a number")?
+                    .unwrap_or(WAVE_PER_SESSION)
+                    .max(1),
+            ),
+            Some("each") => Client::Each,
+            Some(other) => bail!("--client is waves or each, not {other}"),
+        },
     };
+    ensure!(
+        options.seconds > 0.0 && options.rounds > 0,
+        "--seconds and --rounds must be above zero"
+    );
+    ensure!(
+        options.threads.iter().all(|&t| t > 0),
+        "--threads must be above zero"
+    );
     if std::env::var_os(CHILD).is_some() {
         return child(&options);
     }
@@ -177,7 +201,7 @@ fn child(options: &Options) -> Result<()> {
             continue;
         }
         let verifier = Verifier::for_fixture(case)?;
-        for threads in [1usize, 2] {
+        for &threads in &options.threads {
             let mut raws = Vec::new();
             let mut layers = Vec::new();
             let mut ratios = Vec::new();
@@ -496,24 +520,13 @@ impl Done {
 /// How the benchmark's client waits for the token layer's replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Client {
-    /// Requests go in waves of [`WAVE_PER_SESSION`] per session, two waves queued; a wave's replies are
+    /// Requests go in waves of this many per session, two waves queued; a wave's replies are
     /// collected once its last one is in — one wake-up per wave, as a busy daemon's runtime
     /// collects completions while it is working anyway.
-    Waves,
+    Waves(usize),
     /// 4 requests per session in flight; the client blocks on each reply in turn — one
     /// wake-up per operation, as an idle daemon serving one request at a time.
     Each,
-}
-
-impl std::str::FromStr for Client {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Client> {
-        match s {
-            "waves" => Ok(Client::Waves),
-            "each" => Ok(Client::Each),
-            _ => bail!("--client is waves or each"),
-        }
-    }
 }
 
 /// Segel's token layer: `threads` sessions, several requests in flight.
@@ -554,8 +567,8 @@ fn layer(
     let mut pending: VecDeque<Vec<Reply<Vec<u8>>>> = VecDeque::new();
     let window = Window::start();
     match client {
-        Client::Waves => {
-            let wave = threads * WAVE_PER_SESSION;
+        Client::Waves(per_session) => {
+            let wave = threads * per_session;
             while window.start.elapsed() < duration {
                 while pending.len() < 2 {
                     pending.push_back((0..wave).map(|_| sign()).collect());
