@@ -74,14 +74,36 @@ pub fn segel_bin() -> Result<PathBuf> {
 
 fn build() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    run(
-        Command::new(cargo)
-            .args(["build", "-q", "--workspace", "--all-targets"])
-            .current_dir(workspace_root()),
-        &[],
-    )
-    .context("building the workspace")?;
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "--workspace", "--all-targets"])
+        .current_dir(workspace_root());
+    // The variables cargo sets for the running test must not reach the build: ring's build
+    // script reruns when CARGO_MANIFEST_DIR changes, and with the test's value it rebuilt
+    // ring, rustls and everything above them (~40 s), re-linking the binaries other tests run.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_the_test) {
+            cmd.env_remove(name);
+        }
+    }
+    run(&mut cmd, &[]).context("building the workspace")?;
     Ok(target_dir().join("debug"))
+}
+
+/// Environment variables cargo (or nextest) sets for a running test, as opposed to ones the
+/// caller set for the whole run (`CARGO_TARGET_DIR`, `CARGO_INCREMENTAL`, `CARGO_HOME`, …).
+fn set_by_cargo_for_the_test(name: &str) -> bool {
+    [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "NEXTEST",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// A `Command` for `segel` with `envs` and a private home: HOME=`home_dir`,
@@ -191,5 +213,37 @@ impl Runner {
         cmd.arg("--module").arg(module).arg("--json").args(args);
         cmd.output()
             .with_context(|| format!("running segel {args:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_for_the_test;
+
+    #[test]
+    fn the_tests_own_cargo_variables_are_dropped_and_the_runs_settings_kept() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_segel",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "NEXTEST_RUN_ID",
+        ] {
+            assert!(set_by_cargo_for_the_test(name), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_BUILD_JOBS",
+            "RUSTFLAGS",
+            "PATH",
+        ] {
+            assert!(!set_by_cargo_for_the_test(name), "{name}");
+        }
     }
 }

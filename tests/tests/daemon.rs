@@ -411,12 +411,35 @@ fn connection_flood_is_capped_and_a_good_client_is_served_afterwards() -> Result
         &hsm.module_path(),
         &["--max-connections", "4", "--handshake-timeout-ms", "6000"],
     )?;
-    // Four idle connections hold every slot (time for the daemon to accept them, even on a
-    // loaded machine).
-    let mut flood: Vec<StdTcpStream> = (0..4)
-        .map(|_| StdTcpStream::connect(d.addr))
-        .collect::<Result<_, _>>()?;
-    std::thread::sleep(Duration::from_millis(1000));
+    // Four idle connections hold every slot. start()'s readiness probe may still hold one for
+    // a moment (its close races with these accepts; on a loaded machine the daemon then closed
+    // the fourth flood connection and gave the probe's freed slot to the fifth below), so any
+    // flood connection the cap closed is replaced until four stay open.
+    let mut flood: Vec<StdTcpStream> = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        while flood.len() < 4 {
+            flood.push(StdTcpStream::connect(d.addr)?);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let mut open = Vec::new();
+        for mut s in flood {
+            if time_to_close(&mut s, Duration::from_millis(20))?.is_none() {
+                open.push(s);
+            }
+        }
+        if open.len() < 4 {
+            eprintln!("{} flood connection(s) closed by the cap; replacing", 4 - open.len());
+        }
+        flood = open;
+        if flood.len() == 4 {
+            break;
+        }
+        ensure!(
+            t0.elapsed() < Duration::from_secs(5),
+            "four connections never held the daemon's four slots"
+        );
+    }
     // The fifth is closed at once, long before the handshake timeout (6 s).
     let mut extra = StdTcpStream::connect(d.addr)?;
     let _ = extra.write_all(b"\x16\x03\x01");
@@ -435,8 +458,9 @@ fn connection_flood_is_capped_and_a_good_client_is_served_afterwards() -> Result
         loop {
             match c.send(c.get("/v1/status").body(Full::default())?).await {
                 Ok(r) if r.status == StatusCode::OK => break,
-                _ if t0.elapsed() > Duration::from_secs(5) => {
-                    anyhow::bail!("good client not served 5 s after the flood")
+                // The slots free 6 s after the flood's accepts; on a loaded machine later.
+                _ if t0.elapsed() > Duration::from_secs(12) => {
+                    anyhow::bail!("good client not served 12 s after the flood")
                 }
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
