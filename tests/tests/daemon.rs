@@ -412,9 +412,9 @@ fn connection_flood_is_capped_and_a_good_client_is_served_afterwards() -> Result
         &["--max-connections", "4", "--handshake-timeout-ms", "6000"],
     )?;
     // Four idle connections hold every slot. start()'s readiness probe may still hold one for
-    // a moment (its close races with these accepts; on a loaded machine the daemon then closed
-    // the fourth flood connection and gave the probe's freed slot to the fifth below), so any
-    // flood connection the cap closed is replaced until four stay open.
+    // a moment (its close races with these accepts: the daemon could then close the fourth
+    // flood connection and give the probe's freed slot to the fifth below), so any flood
+    // connection the cap closed is replaced until four stay open.
     let mut flood: Vec<StdTcpStream> = Vec::new();
     let t0 = Instant::now();
     loop {
@@ -429,7 +429,10 @@ fn connection_flood_is_capped_and_a_good_client_is_served_afterwards() -> Result
             }
         }
         if open.len() < 4 {
-            eprintln!("{} flood connection(s) closed by the cap; replacing", 4 - open.len());
+            eprintln!(
+                "{} flood connection(s) closed by the cap; replacing",
+                4 - open.len()
+            );
         }
         flood = open;
         if flood.len() == 4 {
