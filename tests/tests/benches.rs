@@ -66,6 +66,7 @@ fn bench_token_refuses_bad_options_with_a_message() -> Result<()> {
         (&["--rounds", "0"][..], "must be above zero"),
         (&["--client", "sometimes"][..], "--client is waves or each"),
         (&["--wave", "many"][..], "--wave takes a number"),
+        (&["--wave", "0"][..], "--wave must be above zero"),
     ] {
         let out = run_output(bench_token()?.args(args), &[])?;
         let stderr = String::from_utf8_lossy(&out.stderr);

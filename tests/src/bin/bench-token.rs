@@ -109,8 +109,7 @@ fn main() -> Result<()> {
                     .map(|s| s.parse())
                     .transpose()
                     .context("--wave takes a number")?
-                    .unwrap_or(WAVE_PER_SESSION)
-                    .max(1),
+                    .unwrap_or(WAVE_PER_SESSION),
             ),
             Some("each") => Client::Each,
             Some(other) => bail!("--client is waves or each, not {other}"),
@@ -123,6 +122,10 @@ fn main() -> Result<()> {
     ensure!(
         options.threads.iter().all(|&t| t > 0),
         "--threads must be above zero"
+    );
+    ensure!(
+        options.client != Client::Waves(0),
+        "--wave must be above zero"
     );
     if std::env::var_os(CHILD).is_some() {
         return child(&options);
