@@ -109,8 +109,6 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || service.logout_all()).await;
     }
 
-    /// Log out of every token after the idle time without operations (runs for the life of
-    /// the daemon).
     /// Delete held files (uploads, sealed and opened bids) unused for
     /// [`HELD_FILE_IDLE`](super::store::HELD_FILE_IDLE), every few minutes.
     pub async fn held_file_sweep_loop(self: Arc<Self>) {
@@ -128,6 +126,8 @@ impl App {
         }
     }
 
+    /// Log out of every token after the idle time without operations (runs for the life of
+    /// the daemon).
     pub async fn idle_logout_loop(self: Arc<Self>) {
         let idle = Duration::from_secs(self.gate.policy().login_idle_seconds);
         if idle.is_zero() {

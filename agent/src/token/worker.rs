@@ -52,7 +52,12 @@ impl<S> Queue<S> {
 
     /// The next job, parking while there is none; `None` once closed and drained.
     fn next(&self) -> Option<Job<S>> {
-        let spin_until = std::time::Instant::now() + SPIN;
+        // The clock is read only once the queue is found empty: a busy worker never needs it.
+        let mut spin_until = None;
+        let within = |until: &mut Option<std::time::Instant>| {
+            let now = std::time::Instant::now();
+            now < *until.get_or_insert(now + SPIN)
+        };
         let mut state = self.lock();
         loop {
             if let Some(job) = state.jobs.pop_front() {
@@ -63,7 +68,7 @@ impl<S> Queue<S> {
             }
             // Only the last worker awake looks on: under load a parked one is woken by the
             // next submit anyway, and two looking would take CPU from the rest of the process.
-            if state.idle + 1 >= state.workers && std::time::Instant::now() < spin_until {
+            if state.idle + 1 >= state.workers && within(&mut spin_until) {
                 drop(state);
                 std::thread::yield_now();
                 state = self.lock();
