@@ -2,7 +2,63 @@
 //! whole machine used, so a bench can print CPU per operation next to throughput — the figure
 //! that does not depend on how much CPU the scheduler happened to grant.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A measurement window on a shared machine: the CPU clocks of this process, of one other
+/// process (a daemon under test, if any) and of the whole machine, read at its start.
+#[derive(Debug)]
+pub struct Window {
+    start: Instant,
+    me: Duration,
+    other: Option<(String, Duration)>,
+    machine: Duration,
+}
+
+/// What a [`Window`] measured, in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Spent {
+    pub wall: f64,
+    /// CPU of this process's live threads.
+    pub me: f64,
+    /// CPU of the other process (0 without one).
+    pub other: f64,
+    /// CPU of every other process on the machine (noise), at 10 ms resolution.
+    pub others: f64,
+}
+
+impl Window {
+    /// Start a window; `other_pid` is a process whose CPU to count apart.
+    pub fn start(other_pid: Option<&str>) -> Window {
+        Window {
+            me: process_cpu("self"),
+            other: other_pid.map(|pid| (pid.to_owned(), process_cpu(pid))),
+            machine: machine_busy(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Time since the window started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// End the window (while the threads that worked in it are still alive: ended threads
+    /// are not counted).
+    pub fn stop(&self) -> Spent {
+        let wall = self.start.elapsed().as_secs_f64();
+        let me = process_cpu("self").saturating_sub(self.me).as_secs_f64();
+        let other = self.other.as_ref().map_or(0.0, |(pid, at)| {
+            process_cpu(pid).saturating_sub(*at).as_secs_f64()
+        });
+        let machine = machine_busy().saturating_sub(self.machine).as_secs_f64();
+        Spent {
+            wall,
+            me,
+            other,
+            others: (machine - me - other).max(0.0),
+        }
+    }
+}
 
 /// CPU time the live threads of process `pid` ("self" for this one) have used so far: the
 /// sum of each thread's on-CPU nanoseconds in `/proc/PID/task/*/schedstat` (exact, where
@@ -67,6 +123,26 @@ mod tests {
         }
         assert!(process_cpu("self") - me >= Duration::from_millis(50));
         assert!(machine_busy() > all);
+    }
+
+    #[test]
+    fn a_window_counts_this_process_and_another_apart() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let window = Window::start(Some(&pid));
+        let mut x = 0u64;
+        while window.elapsed() < Duration::from_millis(150) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let spent = window.stop();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(spent.wall >= 0.15);
+        assert!(spent.me >= 0.05, "{spent:?}");
+        assert!(spent.other > 0.0, "{spent:?}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use hyper::StatusCode;
 use secrecy::SecretString;
-use segel_tests::cpustat::{children_cpu, machine_busy, process_cpu};
+use segel_tests::cpustat::{Spent, Window, children_cpu};
 use segel_tests::daemon::DaemonProcess;
 use segel_tests::fixtures::fixture;
 use segel_tests::softhsm::SoftHsm;
@@ -209,11 +209,11 @@ fn child(duration: Duration) -> Result<()> {
                 }));
             }
             tokio::time::sleep(Duration::from_millis(300)).await; // warm-up
-            let window = CpuWindow::new(Some(&daemon_pid));
+            let window = Window::start(Some(&daemon_pid));
             let start_count = count.load(Ordering::Relaxed);
             tokio::time::sleep(duration).await;
             let done = count.load(Ordering::Relaxed) - start_count;
-            let rate = window.rate(done);
+            let rate = Rate::of(window.stop(), done);
             stop.store(true, Ordering::Relaxed);
             for t in tasks {
                 t.await??;
@@ -325,45 +325,15 @@ struct Rate {
     others: f64,
 }
 
-/// CPU clocks of this process, the daemon (if any) and the machine at a window's start.
-struct CpuWindow<'a> {
-    daemon: Option<&'a str>,
-    start: Instant,
-    me: Duration,
-    daemon_cpu: Duration,
-    machine: Duration,
-}
-
-impl<'a> CpuWindow<'a> {
-    fn new(daemon: Option<&'a str>) -> Self {
-        CpuWindow {
-            daemon,
-            me: process_cpu("self"),
-            daemon_cpu: daemon.map(process_cpu).unwrap_or_default(),
-            machine: machine_busy(),
-            start: Instant::now(),
-        }
-    }
-
-    /// End the window after `ops` operations (while the threads that worked in it still run).
-    fn rate(&self, ops: u64) -> Rate {
-        let wall = self.start.elapsed().as_secs_f64();
-        let me = process_cpu("self").saturating_sub(self.me).as_secs_f64();
-        let daemon = self
-            .daemon
-            .map(|pid| {
-                process_cpu(pid)
-                    .saturating_sub(self.daemon_cpu)
-                    .as_secs_f64()
-            })
-            .unwrap_or(0.0);
-        let machine = machine_busy().saturating_sub(self.machine).as_secs_f64();
+impl Rate {
+    /// `ops` operations in a finished window; the window's other process is the daemon.
+    fn of(spent: Spent, ops: u64) -> Rate {
         let ops = ops.max(1) as f64;
         Rate {
-            per_second: ops / wall,
-            daemon_us: 1e6 * daemon / ops,
-            client_us: 1e6 * me / ops,
-            others: (machine - me - daemon).max(0.0) / wall,
+            per_second: ops / spent.wall,
+            daemon_us: 1e6 * spent.other / ops,
+            client_us: 1e6 * spent.me / ops,
+            others: spent.others / spent.wall,
         }
     }
 }
@@ -384,7 +354,7 @@ fn wrk_rate(d: &DaemonProcess, body: &str, daemon_pid: &str, duration: Duration)
         ),
     )?;
     let children = children_cpu();
-    let window = CpuWindow::new(Some(daemon_pid));
+    let window = Window::start(Some(daemon_pid));
     let out = std::process::Command::new("wrk")
         .args(["-t1", "-c16", "--timeout", "10s"])
         .arg(format!("-d{}s", duration.as_secs_f64().ceil()))
@@ -392,7 +362,7 @@ fn wrk_rate(d: &DaemonProcess, body: &str, daemon_pid: &str, duration: Duration)
         .arg(&script)
         .arg(format!("{}/v1/sign", d.url.trim_end_matches('/')))
         .output()?;
-    let mut rate = window.rate(1);
+    let spent = window.stop();
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || stdout.contains("Non-2xx") || stdout.contains("Socket errors") {
         bail!(
@@ -410,13 +380,14 @@ fn wrk_rate(d: &DaemonProcess, body: &str, daemon_pid: &str, duration: Duration)
         .split_once("Requests/sec:")
         .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
         .context("wrk printed no Requests/sec")?;
-    let wall = rate.per_second.recip(); // the window's length (it counted 1 operation)
+    // wrk ran as a child: its CPU is in the machine's count, not in this process's.
     let wrk_cpu = children_cpu().saturating_sub(children).as_secs_f64();
-    rate.per_second = per_second;
-    rate.daemon_us /= requests;
-    rate.client_us = 1e6 * wrk_cpu / requests;
-    rate.others = (rate.others - wrk_cpu / wall).max(0.0);
-    Ok(rate)
+    Ok(Rate {
+        per_second,
+        daemon_us: 1e6 * spent.other / requests,
+        client_us: 1e6 * wrk_cpu / requests,
+        others: (spent.others - wrk_cpu).max(0.0) / spent.wall,
+    })
 }
 
 /// Raw cryptoki on the same token.
@@ -483,7 +454,7 @@ impl RawToken {
             .map(|_| self.session())
             .collect::<Result<_>>()?;
         std::thread::scope(|scope| -> Result<Rate> {
-            let window = CpuWindow::new(None);
+            let window = Window::start(None);
             let handles: Vec<_> = sessions
                 .into_iter()
                 .map(|(session, key)| {
@@ -498,7 +469,7 @@ impl RawToken {
                 })
                 .collect();
             std::thread::sleep(duration);
-            let rate = window.rate(count.load(Ordering::Relaxed));
+            let rate = Rate::of(window.stop(), count.load(Ordering::Relaxed));
             stop.store(true, Ordering::Relaxed);
             for h in handles {
                 h.join()

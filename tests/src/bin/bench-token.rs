@@ -48,7 +48,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -60,7 +60,7 @@ use segel_agent::pin::FixedPin;
 use segel_agent::token::{
     HashAlg, ModuleSource, ModuleSpec, Reply, ServiceOptions, SignRequest, TokenService,
 };
-use segel_tests::cpustat::{machine_busy, process_cpu};
+use segel_tests::cpustat::{Spent, Window};
 use segel_tests::fixtures::fixture;
 use segel_tests::softhsm::SoftHsm;
 
@@ -299,47 +299,13 @@ impl Measured {
     }
 }
 
-/// Times a measurement window: started before the first operation, finished after the last.
-struct Window {
-    start: Instant,
-    cpu: Duration,
-    machine: Duration,
-}
-
-impl Window {
-    fn start() -> Window {
-        Window {
-            cpu: process_cpu("self"),
-            machine: machine_busy(),
-            start: Instant::now(),
-        }
-    }
-
-    /// End the window (while the threads that worked in it are still alive).
-    fn stop(&self) -> Stopped {
-        let cpu = process_cpu("self").saturating_sub(self.cpu).as_secs_f64();
-        let machine = machine_busy().saturating_sub(self.machine).as_secs_f64();
-        Stopped {
-            wall: self.start.elapsed().as_secs_f64(),
-            cpu,
-            others: (machine - cpu).max(0.0),
-        }
-    }
-}
-
-/// Wall and CPU seconds of a finished window.
-struct Stopped {
-    wall: f64,
-    cpu: f64,
-    others: f64,
-}
-
-impl Stopped {
-    fn measured(&self, ops: u64) -> Measured {
+impl Measured {
+    /// `ops` operations in a finished window.
+    fn of(spent: Spent, ops: u64) -> Measured {
         Measured {
-            ops_per_second: ops as f64 / self.wall,
-            cores: self.cpu / self.wall,
-            others: self.others / self.wall,
+            ops_per_second: ops as f64 / spent.wall,
+            cores: spent.me / spent.wall,
+            others: spent.others / spent.wall,
         }
     }
 }
@@ -464,7 +430,7 @@ fn raw(
     }
     let (count, stop, input) = (&count, &stop, &input);
     let (measured, samples) = std::thread::scope(|scope| -> Result<(Measured, Vec<Vec<u8>>)> {
-        let window = Window::start();
+        let window = Window::start(None);
         let handles: Vec<_> = keyed
             .into_iter()
             .enumerate()
@@ -498,7 +464,10 @@ fn raw(
                     .map_err(|_| anyhow::anyhow!("raw thread panicked"))??,
             );
         }
-        Ok((stopped.measured(count.load(Ordering::Relaxed)), samples))
+        Ok((
+            Measured::of(stopped, count.load(Ordering::Relaxed)),
+            samples,
+        ))
     })?;
     verifier.check_all(&samples, false)?;
     Ok(measured)
@@ -568,11 +537,11 @@ fn layer(
     }
     let mut done = Done::default();
     let mut pending: VecDeque<Vec<Reply<Vec<u8>>>> = VecDeque::new();
-    let window = Window::start();
+    let window = Window::start(None);
     match client {
         Client::Waves(per_session) => {
             let wave = threads * per_session;
-            while window.start.elapsed() < duration {
+            while window.elapsed() < duration {
                 while pending.len() < 2 {
                     pending.push_back((0..wave).map(|_| sign()).collect());
                 }
@@ -592,7 +561,7 @@ fn layer(
         }
         Client::Each => {
             let mut queue = VecDeque::new();
-            while window.start.elapsed() < duration {
+            while window.elapsed() < duration {
                 while queue.len() < threads * 4 {
                     queue.push_back(sign());
                 }
@@ -603,7 +572,7 @@ fn layer(
             pending.push_back(queue.into());
         }
     }
-    let measured = window.stop().measured(done.count);
+    let measured = Measured::of(window.stop(), done.count);
     for reply in pending.into_iter().flatten() {
         reply.wait()?;
     }
