@@ -317,6 +317,12 @@ pub fn ok(resp: &Response, case: &str) -> Result<Value> {
     resp.json()
 }
 
+/// Base64 of `data`, as the API takes binary fields.
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// The multi-threaded runtime the daemon tests drive their HTTPS clients on.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

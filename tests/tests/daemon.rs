@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
-use segel_tests::daemon::{Client, DaemonProcess, expect, runtime};
+use segel_tests::daemon::{Client, DaemonProcess, b64, expect, runtime};
 use segel_tests::fixtures::fixture;
 use segel_tests::segel::segel_cmd;
 use segel_tests::softhsm::SoftHsm;
@@ -38,10 +38,9 @@ fn fp(name: &str) -> Result<String> {
 }
 
 fn sign_body(digest_byte: u8) -> Result<Value> {
-    use base64::Engine;
     Ok(json!({
         "certificate": fp("vendor-p256")?,
-        "digest": base64::engine::general_purpose::STANDARD.encode([digest_byte; 32]),
+        "digest": b64(&[digest_byte; 32]),
         "pin": PIN,
     }))
 }
@@ -716,8 +715,6 @@ fn sign_returns_signatures_and_cms_that_openssl_verifies() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let document = b"Dokumen penawaran: harga Rp 1.000.000\n".to_vec();
     runtime().block_on(async {
-        use base64::Engine;
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let digest = {
             use sha2::Digest;
             sha2::Sha256::digest(&document).to_vec()
@@ -1075,7 +1072,6 @@ fn bids_are_sealed_and_opened_through_the_api_with_streamed_files_and_a_job() ->
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     runtime().block_on(async {
-        use base64::Engine;
         let upload = |name: &str, bytes: Vec<u8>| -> Result<hyper::Request<Full<Bytes>>> {
             Ok(c.req(Method::POST, &format!("/v1/files?name={name}"))
                 .header("content-type", "application/octet-stream")
@@ -1090,7 +1086,7 @@ fn bids_are_sealed_and_opened_through_the_api_with_streamed_files_and_a_job() ->
             .send(c.post_json(
                 "/v1/seal",
                 &json!({"file": up["id"], "certificate": fp("vendor-p256")?, "pin": PIN,
-                        "recipients": [base64::engine::general_purpose::STANDARD.encode(&pokja)]}),
+                        "recipients": [b64(&pokja)]}),
             )?)
             .await?;
         ensure!(r.status == StatusCode::OK, "seal: {:?}", r.body);

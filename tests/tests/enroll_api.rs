@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
-use segel_tests::daemon::{Client, DaemonProcess, Response, expect, ok, runtime};
+use segel_tests::daemon::{Client, DaemonProcess, Response, b64, expect, ok, runtime};
 use segel_tests::fixtures::{chain_pem_path, fixture, issue_with_test_ca};
 use segel_tests::openssl::{openssl, verified_request_text};
 use segel_tests::softhsm::SoftHsm;
@@ -637,12 +637,6 @@ fn certificates_near_expiry_are_announced_once_per_threshold() -> Result<()> {
         Ok(())
     })?;
     Ok(())
-}
-
-/// Base64 of `data`, as the API takes binary fields.
-fn b64(data: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// PKCS#11 logins belong to the application, not the session: while the daemon's signing
